@@ -1,0 +1,12 @@
+"""minibert: BERT in NumPy, every forward and backward pass by hand."""
+
+from .config import BertConfig
+from .modeling import BertForPreTraining, BertForPreTrainingOutput, BertModel, BertModelOutput
+from .module import LoadReport, Module
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BertConfig", "BertModel", "BertForPreTraining", "BertModelOutput",
+    "BertForPreTrainingOutput", "LoadReport", "Module",
+]

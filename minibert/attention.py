@@ -1,0 +1,70 @@
+"""Multi-head self-attention (Vaswani et al. 2017, section 3.2; HF `BertSelfAttention`).
+
+Shapes: B batch, T sequence, C hidden, H heads, D = C // H head size.
+
+    Q = x Wq^T + bq,  K = x Wk^T + bk,  V = x Wv^T + bv          (B, T, C) each, split into H heads
+    S = Q K^T / sqrt(D) + M                                     (B, H, T, T)
+    P = softmax(S)         (over the key axis; dropout on P in training)
+    context = P V                                               (B, H, T, D) -> (B, T, C)
+
+M is the additive padding mask: 0 where the key is a real token and the dtype's most
+negative number where it is padding, so padded keys get exactly zero probability.
+
+Parameters `p` are keyed by HF's local names: `query.weight`, `query.bias`, `key.*`, `value.*`.
+"""
+
+import numpy as np
+
+from .layers import (dropout_backward, dropout_forward, linear_backward, linear_forward,
+                     softmax_backward, softmax_forward)
+
+
+def attention_mask_bias(attention_mask, dtype):
+    """(B, T) of 1 = attend / 0 = padding  ->  additive bias (B, 1, 1, T) for the scores."""
+    keep = attention_mask[:, None, None, :].astype(dtype)
+    return (1.0 - keep) * np.finfo(dtype).min
+
+
+def split_heads(x, num_heads):
+    B, T, C = x.shape
+    return x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3)   # (B, H, T, D)
+
+
+def merge_heads(x):
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)                        # (B, T, C)
+
+
+def self_attention_forward(x, mask_bias, p, num_heads, dropout_p, rng, training):
+    """x: (B, T, C), mask_bias: (B, 1, 1, T) or None  ->  context (B, T, C), probabilities (B, H, T, T)."""
+    q, q_cache = linear_forward(x, p["query.weight"], p["query.bias"])
+    k, k_cache = linear_forward(x, p["key.weight"], p["key.bias"])
+    v, v_cache = linear_forward(x, p["value.weight"], p["value.bias"])
+    q, k, v = (split_heads(t, num_heads) for t in (q, k, v))            # (B, H, T, D)
+    scale = float(q.shape[-1]) ** -0.5
+    scores = (q @ k.transpose(0, 1, 3, 2)) * scale                      # (B, H, T, T)
+    if mask_bias is not None:
+        scores += mask_bias
+    probs, sm_cache = softmax_forward(scores)
+    probs_dropped, drop_mask = dropout_forward(probs, dropout_p, rng, training)
+    context = merge_heads(probs_dropped @ v)                            # (B, T, C)
+    cache = (q_cache, k_cache, v_cache, q, k, v, scale, sm_cache, probs_dropped, drop_mask)
+    return context, probs, cache
+
+
+def self_attention_backward(dcontext, cache, num_heads):
+    """dcontext: (B, T, C)  ->  dx (B, T, C) and the gradients of the Q, K, V projections."""
+    q_cache, k_cache, v_cache, q, k, v, scale, sm_cache, probs_dropped, drop_mask = cache
+    dctx = split_heads(dcontext, num_heads)                             # (B, H, T, D)
+    dv = probs_dropped.transpose(0, 1, 3, 2) @ dctx                     # (B, H, T, D)
+    dprobs = dropout_backward(dctx @ v.transpose(0, 1, 3, 2), drop_mask)  # (B, H, T, T)
+    dscores = softmax_backward(dprobs, sm_cache) * scale                # (B, H, T, T)
+    dq = dscores @ k                                                    # (B, H, T, D)
+    dk = dscores.transpose(0, 1, 3, 2) @ q                              # (B, H, T, D)
+    grads = {}
+    dx = 0.0
+    for name, d, c in (("query", dq, q_cache), ("key", dk, k_cache), ("value", dv, v_cache)):
+        dx_part, g = linear_backward(merge_heads(d), c)
+        dx = dx + dx_part
+        grads[f"{name}.weight"], grads[f"{name}.bias"] = g["weight"], g["bias"]
+    return dx, grads

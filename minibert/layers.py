@@ -1,0 +1,106 @@
+"""The basic layers: linear, LayerNorm, embedding lookup, dropout, softmax.
+
+Shapes: B batch, T sequence, C hidden, V vocabulary; `...` any leading axes.
+Each layer is a pair of pure functions:
+
+    y, cache = layer_forward(x, params..., )
+    dx, grads = layer_backward(dy, cache)
+
+Weights use HuggingFace's layouts: a Linear weight is (out, in) and is applied as x @ W.T.
+"""
+
+import numpy as np
+
+
+# ---- Linear: y = x W^T + b ------------------------------------------------------------------
+
+def linear_forward(x, weight, bias):
+    """y = x W^T + b.   x: (..., in), W: (out, in), b: (out,)  ->  y: (..., out)."""
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y, (x, weight)
+
+
+def linear_backward(dy, cache):
+    """dx = dy W,  dW = dy^T x (summed over all leading axes),  db = sum dy."""
+    x, weight = cache
+    dx = dy @ weight                                       # (..., in)
+    dy2 = dy.reshape(-1, dy.shape[-1])                     # (N, out)
+    x2 = x.reshape(-1, x.shape[-1])                        # (N, in)
+    return dx, {"weight": dy2.T @ x2, "bias": dy2.sum(0)}
+
+
+# ---- LayerNorm: y = (x - mean) / sqrt(var + eps) * gamma + beta -------------------------------
+
+def layer_norm_forward(x, weight, bias, eps):
+    """Normalise over the last axis (biased variance, as torch.nn.LayerNorm)."""
+    mean = x.mean(-1, keepdims=True)                       # (..., 1)
+    xc = x - mean
+    var = (xc * xc).mean(-1, keepdims=True)                # (..., 1)
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat = xc * rstd                                       # (..., C)
+    return xhat * weight + bias, (xhat, rstd, weight)
+
+
+def layer_norm_backward(dy, cache):
+    """With g = dy * gamma:  dx = rstd (g - mean(g) - xhat mean(g xhat))."""
+    xhat, rstd, weight = cache
+    g = dy * weight
+    dx = rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+    dy2 = dy.reshape(-1, dy.shape[-1])
+    return dx, {"weight": (dy2 * xhat.reshape(dy2.shape)).sum(0), "bias": dy2.sum(0)}
+
+
+# ---- Embedding lookup: y = W[ids] -----------------------------------------------------------
+
+def embedding_forward(ids, weight):
+    """ids: (B, T) integers, W: (V, C)  ->  (B, T, C)."""
+    return weight[ids], (ids, weight.shape)
+
+
+def embedding_backward(dy, cache, padding_idx=None):
+    """dW[v] = sum of dy over every position whose id is v (a scatter-add: ids repeat).
+
+    Rows of `padding_idx` get no gradient, as torch.nn.Embedding(padding_idx=...).
+    """
+    ids, shape = cache
+    ids = ids.reshape(-1)
+    dy = dy.reshape(-1, shape[1])
+    if padding_idx is not None:
+        keep = ids != padding_idx
+        ids, dy = ids[keep], dy[keep]
+    dweight = np.zeros(shape, dtype=dy.dtype)
+    np.add.at(dweight, ids, dy)
+    return {"weight": dweight}
+
+
+# ---- Dropout: y = x * mask / (1 - p) ----------------------------------------------------------
+
+def dropout_forward(x, p, rng, training):
+    """Zero each element with probability p and scale the rest by 1/(1-p); identity in eval.
+
+    The generator `rng` is explicit so that runs are reproducible; the scaled mask is the cache.
+    """
+    if not training or p == 0.0:
+        return x, None
+    mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype) * (1.0 / (1.0 - p))
+    return x * mask, mask
+
+
+def dropout_backward(dy, mask):
+    return dy if mask is None else dy * mask
+
+
+# ---- Softmax over the last axis ---------------------------------------------------------------
+
+def softmax_forward(x):
+    """y_i = exp(x_i - max x) / sum_j exp(x_j - max x)   (shifting by the max avoids overflow)."""
+    e = np.exp(x - x.max(-1, keepdims=True))
+    y = e / e.sum(-1, keepdims=True)
+    return y, y
+
+
+def softmax_backward(dy, y):
+    """dx_i = y_i (dy_i - sum_j dy_j y_j)."""
+    return y * (dy - (dy * y).sum(-1, keepdims=True))

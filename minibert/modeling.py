@@ -1,0 +1,213 @@
+"""BertModel and BertForPreTraining (Devlin et al. 2019; HF `modeling_bert.py`).
+
+Shapes: B batch, T sequence, C hidden, H heads, I intermediate, V vocabulary.
+
+    input_ids (B, T) -> embeddings (B, T, C) -> L encoder layers (B, T, C) -> last_hidden_state
+                                                     last_hidden_state[:, 0] -> pooler -> (B, C)
+    BertForPreTraining adds the MLM head (B, T, V) and the NSP head (B, 2) and their loss.
+
+`bert_forward` / `bert_backward` are the encoder as functions of a parameter dict and a name
+prefix ("" for `BertModel`, "bert." inside every model with a head), so each head model reuses
+them rather than holding a copy of the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attention import attention_mask_bias
+from .config import BertConfig
+from .embeddings import embeddings_backward, embeddings_forward
+from .encoder import encoder_backward, encoder_forward, pooler_backward, pooler_forward
+from .heads import mlm_head_backward, mlm_head_forward
+from .inputs import check_inputs, check_labels, check_next_sentence_label
+from .layers import linear_backward, linear_forward
+from .losses import cross_entropy_backward, cross_entropy_forward
+from .module import Module
+from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
+
+
+@dataclass
+class BertModelOutput:
+    last_hidden_state: np.ndarray                       # (B, T, C)
+    pooler_output: np.ndarray | None = None             # (B, C)
+    hidden_states: tuple | None = None                  # L + 1 arrays (B, T, C): embeddings, then each layer
+    attentions: tuple | None = None                     # L arrays (B, H, T, T)
+
+
+@dataclass
+class BertForPreTrainingOutput:
+    loss: float | None = None                           # MLM + NSP (whichever labels were given)
+    prediction_logits: np.ndarray | None = None         # (B, T, V)
+    seq_relationship_logits: np.ndarray | None = None   # (B, 2)
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    mlm_loss: float | None = None
+    nsp_loss: float | None = None
+
+
+# ---- parameters ---------------------------------------------------------------------------
+
+def init_bert_params(params, prefix, config, rng, dtype, add_pooling_layer=True):
+    """Add the encoder's parameters under `prefix`, in HF's state-dict order."""
+    C, I, std = config.hidden_size, config.intermediate_size, config.initializer_range
+    e = prefix + "embeddings."
+    init_embedding(params, e + "word_embeddings", config.vocab_size, C, std, rng, dtype,
+                   padding_idx=config.pad_token_id)
+    init_embedding(params, e + "position_embeddings", config.max_position_embeddings, C, std, rng, dtype)
+    init_embedding(params, e + "token_type_embeddings", config.type_vocab_size, C, std, rng, dtype)
+    init_layer_norm(params, e + "LayerNorm", C, dtype)
+    for i in range(config.num_hidden_layers):
+        layer = f"{prefix}encoder.layer.{i}."
+        for name in ("query", "key", "value"):
+            init_linear(params, layer + "attention.self." + name, C, C, std, rng, dtype)
+        init_linear(params, layer + "attention.output.dense", C, C, std, rng, dtype)
+        init_layer_norm(params, layer + "attention.output.LayerNorm", C, dtype)
+        init_linear(params, layer + "intermediate.dense", I, C, std, rng, dtype)
+        init_linear(params, layer + "output.dense", C, I, std, rng, dtype)
+        init_layer_norm(params, layer + "output.LayerNorm", C, dtype)
+    if add_pooling_layer:
+        init_linear(params, prefix + "pooler.dense", C, C, std, rng, dtype)
+
+
+# ---- the encoder as functions of (params, prefix) -----------------------------------------
+
+def bert_forward(params, prefix, config, input_ids, attention_mask, token_type_ids, rng, training):
+    """Checked inputs (B, T)  ->  BertModelOutput with every hidden state and attention, and the cache."""
+    p = subdict(params, prefix)
+    dtype = p["embeddings.word_embeddings.weight"].dtype
+    x, emb_cache = embeddings_forward(input_ids, token_type_ids, subdict(p, "embeddings."),
+                                      config, rng, training)                          # (B, T, C)
+    mask_bias = attention_mask_bias(attention_mask, dtype)                             # (B, 1, 1, T)
+    h, hidden, attentions, enc_caches = encoder_forward(x, mask_bias, subdict(p, "encoder."),
+                                                        config, rng, training)
+    pooled, pool_cache = None, None
+    if "pooler.dense.weight" in p:
+        pooled, pool_cache = pooler_forward(h, subdict(p, "pooler."))                  # (B, C)
+    out = BertModelOutput(h, pooled, tuple([x] + hidden), tuple(attentions))
+    return out, (emb_cache, enc_caches, pool_cache)
+
+
+def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix):
+    """Gradients of every encoder parameter (full names, with `prefix`)."""
+    emb_cache, enc_caches, pool_cache = cache
+    grads = {}
+    dh = d_last_hidden_state
+    if d_pooler_output is not None:
+        dh_pool, g = pooler_backward(d_pooler_output, pool_cache)
+        dh = dh_pool if dh is None else dh + dh_pool
+        add_grads(grads, prefix + "pooler.", g)
+    dx, g = encoder_backward(dh, enc_caches)
+    add_grads(grads, prefix + "encoder.", g)
+    add_grads(grads, prefix + "embeddings.", embeddings_backward(dx, emb_cache))
+    return grads
+
+
+def _select_outputs(out, output_hidden_states, output_attentions):
+    return (out.hidden_states if output_hidden_states else None,
+            out.attentions if output_attentions else None)
+
+
+# ---- models -------------------------------------------------------------------------------
+
+class BertModel(Module):
+    """The bare encoder: `last_hidden_state` (B, T, C) and `pooler_output` (B, C)."""
+
+    def __init__(self, config: BertConfig, seed: int = 0, dtype=np.float32, add_pooling_layer=True):
+        super().__init__(config, seed, dtype)
+        init_bert_params(self.params, "", config, self.init_rng, self.dtype, add_pooling_layer)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None,
+                output_hidden_states=False, output_attentions=False) -> BertModelOutput:
+        input_ids, attention_mask, token_type_ids = check_inputs(
+            self.config, input_ids, attention_mask, token_type_ids)
+        out, cache = bert_forward(self.params, "", self.config, input_ids, attention_mask,
+                                  token_type_ids, self.rng, self.training)
+        self._cache = (cache, out.last_hidden_state.shape)
+        hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
+        return BertModelOutput(out.last_hidden_state, out.pooler_output, hidden, att)
+
+    def backward(self, d_last_hidden_state=None, d_pooler_output=None) -> dict[str, np.ndarray]:
+        """Gradients of every parameter given the upstream gradients of the two outputs."""
+        if self._cache is None:
+            raise RuntimeError("BertModel.backward() needs a forward call first")
+        if d_last_hidden_state is None and d_pooler_output is None:
+            raise ValueError("BertModel.backward() needs d_last_hidden_state and/or d_pooler_output")
+        cache, shape = self._cache
+        if d_last_hidden_state is None:
+            d_last_hidden_state = np.zeros(shape, dtype=self.dtype)
+        return self._zero_fill(bert_backward(d_last_hidden_state, d_pooler_output, cache, ""))
+
+
+class BertForPreTraining(Module):
+    """BertModel + masked-LM head (decoder tied to the word embeddings) + next-sentence head.
+
+    loss = CE(MLM logits, labels; -100 ignored) + CE(NSP logits, next_sentence_label)
+    """
+
+    tied_weights = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: BertConfig, seed: int = 0, dtype=np.float32):
+        super().__init__(config, seed, dtype)
+        init_bert_params(self.params, "bert.", config, self.init_rng, self.dtype)
+        C, std = config.hidden_size, config.initializer_range
+        self.params["cls.predictions.bias"] = np.zeros(config.vocab_size, dtype=self.dtype)
+        init_linear(self.params, "cls.predictions.transform.dense", C, C, std, self.init_rng, self.dtype)
+        init_layer_norm(self.params, "cls.predictions.transform.LayerNorm", C, self.dtype)
+        init_linear(self.params, "cls.seq_relationship", 2, C, std, self.init_rng, self.dtype)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
+                next_sentence_label=None, output_hidden_states=False,
+                output_attentions=False) -> BertForPreTrainingOutput:
+        config, params = self.config, self.params
+        input_ids, attention_mask, token_type_ids = check_inputs(
+            config, input_ids, attention_mask, token_type_ids)
+        if labels is not None:
+            labels = check_labels(labels, input_ids.shape, config.vocab_size, "labels")
+        if next_sentence_label is not None:
+            next_sentence_label = check_next_sentence_label(next_sentence_label, input_ids.shape[0])
+
+        out, bert_cache = bert_forward(params, "bert.", config, input_ids, attention_mask,
+                                       token_type_ids, self.rng, self.training)
+        logits, mlm_cache = mlm_head_forward(out.last_hidden_state, subdict(params, "cls.predictions."),
+                                             params["bert.embeddings.word_embeddings.weight"], config)
+        nsp_logits, nsp_cache = linear_forward(out.pooler_output, params["cls.seq_relationship.weight"],
+                                               params["cls.seq_relationship.bias"])        # (B, 2)
+        loss = mlm_loss = nsp_loss = mlm_loss_cache = nsp_loss_cache = None
+        if labels is not None:
+            mlm_loss, mlm_loss_cache = cross_entropy_forward(
+                logits.reshape(-1, config.vocab_size), labels.reshape(-1))
+        if next_sentence_label is not None:
+            nsp_loss, nsp_loss_cache = cross_entropy_forward(nsp_logits, next_sentence_label)
+        if mlm_loss is not None or nsp_loss is not None:
+            loss = (mlm_loss or 0.0) + (nsp_loss or 0.0)
+        self._cache = (bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache, logits.shape)
+        hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
+        return BertForPreTrainingOutput(loss, logits, nsp_logits, hidden, att, mlm_loss, nsp_loss)
+
+    def backward(self) -> dict[str, np.ndarray]:
+        """Gradient of the last forward's loss for every parameter, keyed by HF name."""
+        if self._cache is None or (self._cache[3] is None and self._cache[4] is None):
+            raise RuntimeError("backward() needs a forward call with labels and/or "
+                               "next_sentence_label first (there is no loss to differentiate)")
+        bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache, logits_shape = self._cache
+        grads = {}
+        dh = dpooled = None
+        if mlm_loss_cache is not None:
+            dlogits = cross_entropy_backward(mlm_loss_cache).reshape(logits_shape)   # (B, T, V)
+            dh, g, d_word_embeddings = mlm_head_backward(dlogits, mlm_cache)
+            add_grads(grads, "cls.predictions.", g)
+            add_grads(grads, "bert.embeddings.", {"word_embeddings.weight": d_word_embeddings})
+        if nsp_loss_cache is not None:
+            dpooled, g = linear_backward(cross_entropy_backward(nsp_loss_cache), nsp_cache)
+            add_grads(grads, "cls.seq_relationship.", g)
+        if dh is None:
+            B, T, _ = logits_shape
+            dh = np.zeros((B, T, self.config.hidden_size), dtype=self.dtype)
+        add_grads(grads, "", bert_backward(dh, dpooled, bert_cache, "bert."))
+        return self._zero_fill(grads)
