@@ -1,0 +1,113 @@
+"""BertConfig validation and JSON, and clear errors for bad model input."""
+
+import json
+
+import numpy as np
+import pytest
+import transformers
+from helpers import tiny_config
+
+from minibert import BertConfig, BertForPreTraining, BertModel
+
+
+def test_config_json_round_trip_keeps_unknown_fields(tmp_path):
+    path = tmp_path / "config.json"
+    d = tiny_config(hidden_act="relu").to_dict()
+    d["architectures"] = ["BertForMaskedLM"]
+    d["torch_dtype"] = "float32"
+    path.write_text(json.dumps(d))
+    config = BertConfig.from_json_file(path)
+    assert config.hidden_act == "relu" and config.extra["architectures"] == ["BertForMaskedLM"]
+    config.to_json_file(tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text()) == d
+
+
+def test_config_is_read_by_transformers(tmp_path):
+    tiny_config(hidden_act="gelu_new", layer_norm_eps=1e-7).to_json_file(tmp_path / "config.json")
+    hf = transformers.BertConfig.from_pretrained(tmp_path)
+    assert (hf.hidden_size, hf.num_attention_heads, hf.hidden_act, hf.layer_norm_eps) == (12, 3, "gelu_new", 1e-7)
+
+
+def test_defaults_are_bert_base():
+    c = BertConfig()
+    assert (c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads,
+            c.intermediate_size, c.max_position_embeddings) == (30522, 768, 12, 12, 3072, 512)
+    assert c.head_size == 64
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(hidden_size=10, num_attention_heads=3), "divisible by num_attention_heads"),
+    (dict(hidden_size=0), "hidden_size must be a positive integer"),
+    (dict(num_hidden_layers=-1), "num_hidden_layers must be a positive integer"),
+    (dict(vocab_size=2.5), "vocab_size must be a positive integer"),
+    (dict(hidden_act="swish"), "hidden_act 'swish' is not one of"),
+    (dict(hidden_dropout_prob=1.0), "hidden_dropout_prob must be in"),
+    (dict(layer_norm_eps=0.0), "layer_norm_eps must be positive"),
+    (dict(pad_token_id=99), "pad_token_id"),
+])
+def test_inconsistent_config_raises_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**kwargs)
+
+
+def test_bad_config_file_names_the_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"hidden_size": 10, "num_attention_heads": 3}')
+    with pytest.raises(ValueError, match=r"config.json: BertConfig.hidden_size \(10\) must be divisible"):
+        BertConfig.from_json_file(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        BertConfig.from_json_file(path)
+    with pytest.raises(FileNotFoundError, match="nothere.json"):
+        BertConfig.from_json_file(tmp_path / "nothere.json")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return BertForPreTraining(tiny_config(), seed=0)
+
+
+GOOD = np.array([[2, 5, 7, 3], [2, 9, 3, 0]])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(input_ids=[[2, 5, 37, 3]]), ValueError, r"input_ids contains 37, outside the vocabulary \[0, 37\)"),
+    (dict(input_ids=[[2, -1, 3]]), ValueError, "input_ids contains -1"),
+    (dict(input_ids=np.ones((1, 17), dtype=int)), ValueError,
+     r"sequence length 17 is longer than max_position_embeddings \(16\)"),
+    (dict(input_ids=[[2.0, 5.0]]), TypeError, "input_ids must hold integers, got dtype float64"),
+    (dict(input_ids=[2, 5, 3]), ValueError, r"input_ids must have shape \(batch, seq_len\)"),
+    (dict(input_ids=GOOD, token_type_ids=[[0, 0, 2, 1], [0, 0, 0, 0]]), ValueError,
+     r"token_type_ids contains 2, outside type_vocab_size \[0, 2\)"),
+    (dict(input_ids=GOOD, token_type_ids=[[0, 0, 1]]), ValueError, "token_type_ids has shape"),
+    (dict(input_ids=GOOD, attention_mask=np.ones((2, 5))), ValueError,
+     r"attention_mask has shape \(2, 5\), input_ids has shape \(2, 4\)"),
+    (dict(input_ids=GOOD, attention_mask=[[1, 1, 2, 1], [1, 1, 1, 0]]), ValueError,
+     "attention_mask must hold only 0"),
+    (dict(input_ids=GOOD, labels=[[-100, 5, 40, -100], [-100] * 4]), ValueError,
+     "labels contains 40"),
+    (dict(input_ids=GOOD, labels=[[-100, 5]]), ValueError, "labels has shape"),
+    (dict(input_ids=GOOD, next_sentence_label=[0, 2]), ValueError, "next_sentence_label contains 2"),
+    (dict(input_ids=GOOD, next_sentence_label=[0]), ValueError, "next_sentence_label has shape"),
+])
+def test_bad_input_gets_a_clear_error(model, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        model(**kwargs)
+
+
+def test_backward_without_a_loss_says_so():
+    m = BertForPreTraining(tiny_config(), seed=0)
+    with pytest.raises(RuntimeError, match="needs a forward call with labels"):
+        m.backward()
+    m(GOOD)
+    with pytest.raises(RuntimeError, match="no loss to differentiate"):
+        m.backward()
+    with pytest.raises(RuntimeError, match="needs a forward call first"):
+        BertModel(tiny_config()).backward(np.zeros((2, 4, 12)))
+
+
+def test_dtype_argument_is_checked():
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        BertModel(tiny_config(), dtype=np.float16)
+    with pytest.raises(TypeError, match="config must be a minibert.BertConfig"):
+        BertModel({"hidden_size": 12})
