@@ -41,6 +41,8 @@ class LoadReport:
 
 
 class Module:
+    model_type = "bert"              # config.json's model_type this class loads
+    base_model_prefix = "bert"       # the encoder's name inside models with heads
     # Names that a saved state dict may carry as copies of another parameter (tied weights):
     # alias -> canonical name.  They are accepted on load and never stored twice.
     tied_weights: dict[str, str] = {}
@@ -58,6 +60,7 @@ class Module:
         self.init_rng = np.random.default_rng(init_seed)         # used once, for initial weights
         self.rng = np.random.default_rng(dropout_seed)           # dropout masks
         self.params: dict[str, np.ndarray] = {}
+        self.tokenizer = None            # set by from_pretrained when the checkpoint has one
         self._cache = None
 
     # ---- mode ----------------------------------------------------------------------------
@@ -113,6 +116,28 @@ class Module:
         for name, value in resolved.items():
             np.copyto(self.params[name], value, casting="unsafe")
         return report
+
+    # ---- checkpoints ---------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32, output_loading_info=False, cache_dir=None,
+                        **model_kwargs):
+        """Load a HuggingFace checkpoint directory (config.json + model.safetensors), or a hub
+        model id already in the local huggingface_hub cache.  Parameters the file lacks (a head
+        on an encoder-only checkpoint) are initialised fresh and reported.  The model comes back
+        in eval mode, with `model.tokenizer` set when the directory has tokenizer files."""
+        from .checkpoint import load_pretrained
+        model, info = load_pretrained(cls, path, dtype=dtype, cache_dir=cache_dir, **model_kwargs)
+        return (model, info) if output_loading_info else model
+
+    def save_pretrained(self, path):
+        """Write config.json + model.safetensors (+ tokenizer files) that transformers loads."""
+        from .checkpoint import save_pretrained
+        return save_pretrained(self, path)
+
+    def extra_config(self) -> dict:
+        """Fields a head adds to config.json (e.g. num_labels)."""
+        return {}
 
     def _zero_fill(self, grads):
         """Every parameter gets a gradient entry, zero where the loss did not reach it."""

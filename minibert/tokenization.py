@@ -1,0 +1,246 @@
+"""WordPiece tokenization (Wu et al. 2016; BERT section 3), on the `tokenizers` library.
+
+    "I love Korea"  ->  [CLS] i love korea [SEP]                  single sentence, segment 0
+    (A, B)          ->  [CLS] A [SEP] B [SEP]                      A is segment 0, B segment 1
+
+Text is normalised (lower-cased for uncased models, accents stripped with it, Chinese characters
+split), split on whitespace and punctuation, and each word is split greedily into the longest
+pieces in the vocabulary; a piece inside a word carries the `##` prefix ("playing" -> "play",
+"##ing").
+
+A `tokenizer.json` may carry fixed padding and truncation settings (all-MiniLM-L6-v2's pads
+everything to 128).  We switch them off on load: every call gets exactly the padding and
+truncation it asks for, as `transformers` tokenizers do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
+from tokenizers.models import WordPiece
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TOKENIZER_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE = "tokenizer.json", "vocab.txt", "tokenizer_config.json"
+
+
+def has_tokenizer_files(directory) -> bool:
+    directory = Path(directory)
+    return (directory / TOKENIZER_FILE).is_file() or (directory / VOCAB_FILE).is_file()
+
+
+class BatchEncoding(dict):
+    """`input_ids`, `token_type_ids`, `attention_mask` as (B, T) int64 arrays; keys or attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _bert_pipeline(tokenizer: Tokenizer, lowercase: bool) -> Tokenizer:
+    """Attach BERT's normaliser, pre-tokeniser, [CLS]/[SEP] template and WordPiece decoder."""
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                      strip_accents=None, lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
+        raise ValueError("the vocabulary has no [CLS] or [SEP] token")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
+
+
+class BertTokenizer:
+    """BERT's WordPiece tokenizer with HF-like calls:
+
+        tok = BertTokenizer.from_pretrained("path/to/checkpoint")
+        batch = tok(["I love Korea", "Hello"], padding=True)      # (B, T) arrays
+        batch = tok(questions, contexts, truncation=True, max_length=128, padding="max_length")
+        tok.decode(batch["input_ids"][0])
+    """
+
+    def __init__(self, tokenizer: Tokenizer, model_max_length: int = 512, do_lower_case: bool = True):
+        self._tokenizer = tokenizer
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self.model_max_length = int(model_max_length)
+        self.do_lower_case = bool(do_lower_case)
+        for token in SPECIAL_TOKENS:
+            if tokenizer.token_to_id(token) is None:
+                raise ValueError(f"the vocabulary has no {token} token")
+        self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id = (
+            tokenizer.token_to_id(t) for t in SPECIAL_TOKENS)
+        self.all_special_ids = sorted({self.pad_token_id, self.unk_token_id, self.cls_token_id,
+                                       self.sep_token_id, self.mask_token_id})
+
+    # ---- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, directory) -> "BertTokenizer":
+        """Load `tokenizer.json`, or else `vocab.txt`, with `tokenizer_config.json`'s settings."""
+        directory = Path(directory)
+        settings = {}
+        if (directory / TOKENIZER_CONFIG_FILE).is_file():
+            settings = json.loads((directory / TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
+        lowercase = settings.get("do_lower_case", True)
+        max_len = settings.get("model_max_length", 512)
+        if not isinstance(max_len, int) or max_len > 1_000_000:      # HF writes 1e30 for "no limit"
+            max_len = 512
+        if (directory / TOKENIZER_FILE).is_file():
+            try:
+                tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            except Exception as e:
+                raise ValueError(f"{directory / TOKENIZER_FILE} could not be read ({e})") from None
+            return cls(tokenizer, max_len, lowercase)
+        if (directory / VOCAB_FILE).is_file():
+            return cls.from_vocab(directory / VOCAB_FILE, do_lower_case=lowercase, model_max_length=max_len)
+        raise FileNotFoundError(f"{directory} has no {TOKENIZER_FILE} or {VOCAB_FILE}")
+
+    @classmethod
+    def from_vocab(cls, vocab_file, do_lower_case=True, model_max_length=512) -> "BertTokenizer":
+        """Build the tokenizer from a `vocab.txt` (one token a line; the line number is its id)."""
+        tokens = Path(vocab_file).read_text(encoding="utf-8").splitlines()
+        if not tokens:
+            raise ValueError(f"{vocab_file} is empty")
+        vocab = {tok: i for i, tok in enumerate(tokens)}
+        tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        return cls(_bert_pipeline(tokenizer, do_lower_case), model_max_length, do_lower_case)
+
+    @classmethod
+    def train(cls, files, vocab_size=8000, min_frequency=2, lowercase=True,
+              model_max_length=512, show_progress=True) -> "BertTokenizer":
+        """Learn a WordPiece vocabulary from text files; ids 0-4 are [PAD] [UNK] [CLS] [SEP] [MASK]."""
+        files = [str(f) for f in files]
+        for f in files:
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"training file not found: {f}")
+            if Path(f).stat().st_size == 0:
+                raise ValueError(f"training file is empty: {f}")
+        tokenizer = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=list(SPECIAL_TOKENS),
+                                            continuing_subword_prefix="##", show_progress=show_progress)
+        tokenizer.train(files, trainer)
+        return cls(_bert_pipeline(tokenizer, lowercase), model_max_length, lowercase)
+
+    # ---- vocabulary -----------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tokenizer.get_vocab_size()
+
+    def __len__(self):
+        return self.vocab_size
+
+    def get_vocab(self) -> dict[str, int]:
+        return self._tokenizer.get_vocab()
+
+    def tokenize(self, text: str) -> list[str]:
+        """WordPiece tokens of `text`, without [CLS]/[SEP]."""
+        return self._tokenizer.encode(text, add_special_tokens=False).tokens
+
+    def convert_tokens_to_ids(self, tokens):
+        if isinstance(tokens, str):
+            return self._tokenizer.token_to_id(tokens) if tokens in self.get_vocab() else self.unk_token_id
+        return [self.convert_tokens_to_ids(t) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids):
+        if isinstance(ids, (int, np.integer)):
+            return self._tokenizer.id_to_token(int(ids))
+        return [self._tokenizer.id_to_token(int(i)) for i in ids]
+
+    # ---- encoding ---------------------------------------------------------------------------
+
+    def encode(self, text, text_pair=None, add_special_tokens=True) -> list[int]:
+        return self._tokenizer.encode(text, text_pair, add_special_tokens=add_special_tokens).ids
+
+    def __call__(self, text, text_pair=None, padding=False, truncation=False, max_length=None,
+                 add_special_tokens=True) -> BatchEncoding:
+        """Encode one text or a list (optionally paired with `text_pair`) into (B, T) arrays.
+
+        padding:    False (all sequences must then have one length), True / "longest", "max_length"
+        truncation: False, True / "longest_first" (trim the longer of a pair first), "only_first",
+                    "only_second"; lengths count [CLS] and [SEP].  max_length defaults to
+                    model_max_length.
+        """
+        texts = [text] if isinstance(text, str) else list(text)
+        if text_pair is not None:
+            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            if len(pairs) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs")
+            inputs = list(zip(texts, pairs))
+        else:
+            inputs = texts
+        if not inputs:
+            raise ValueError("nothing to encode: the list of texts is empty")
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts must be strings")
+        length = self.model_max_length if max_length is None else int(max_length)
+
+        if truncation is True:
+            truncation = "longest_first"
+        if truncation:
+            if truncation not in ("longest_first", "only_first", "only_second"):
+                raise ValueError(f"unknown truncation strategy {truncation!r}")
+            self._tokenizer.enable_truncation(length, strategy=truncation)
+        try:
+            encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        except Exception as e:                        # e.g. a pair too short for only_second
+            raise ValueError(f"could not encode: {e}") from None
+        finally:
+            self._tokenizer.no_truncation()
+
+        lengths = [len(e.ids) for e in encodings]
+        if padding is True or padding == "longest":
+            width = max(lengths)
+        elif padding == "max_length":
+            width = max(length, max(lengths))
+        elif padding in (False, None, "do_not_pad"):
+            if len(set(lengths)) > 1:
+                raise ValueError(f"sequences have different lengths ({min(lengths)} to {max(lengths)}): "
+                                 f"pass padding=True to pad them into one array")
+            width = lengths[0]
+        else:
+            raise ValueError(f"unknown padding {padding!r}: use True, 'longest' or 'max_length'")
+        B = len(encodings)
+        input_ids = np.full((B, width), self.pad_token_id, dtype=np.int64)
+        token_type_ids = np.zeros((B, width), dtype=np.int64)
+        attention_mask = np.zeros((B, width), dtype=np.int64)
+        for i, e in enumerate(encodings):
+            n = len(e.ids)
+            input_ids[i, :n] = e.ids
+            token_type_ids[i, :n] = e.type_ids
+            attention_mask[i, :n] = 1
+        return BatchEncoding(input_ids=input_ids, token_type_ids=token_type_ids,
+                             attention_mask=attention_mask)
+
+    def decode(self, ids, skip_special_tokens=True) -> str:
+        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    # ---- saving -----------------------------------------------------------------------------
+
+    def save_pretrained(self, directory) -> None:
+        """Write tokenizer.json, vocab.txt, tokenizer_config.json and special_tokens_map.json."""
+        from .checkpoint import write_atomic
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        vocab = sorted(self.get_vocab().items(), key=lambda kv: kv[1])
+        special = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
+        settings = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
+                    "model_max_length": self.model_max_length, **special}
+        write_atomic(directory / TOKENIZER_FILE, lambda tmp: self._tokenizer.save(tmp))
+        write_atomic(directory / VOCAB_FILE, lambda tmp: Path(tmp).write_text(
+            "".join(tok + "\n" for tok, _ in vocab), encoding="utf-8"))
+        for name, content in ((TOKENIZER_CONFIG_FILE, settings), ("special_tokens_map.json", special)):
+            write_atomic(directory / name, lambda tmp, c=content: Path(tmp).write_text(
+                json.dumps(c, indent=2) + "\n", encoding="utf-8"))

