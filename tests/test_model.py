@@ -173,17 +173,6 @@ def test_overfits_one_batch_with_adamw():
     assert losses[-1] < 0.1 * losses[0], f"loss {losses[0]:.3f} -> {losses[-1]:.3f}"
 
 
-def test_readme_example_runs():
-    """The README's first Python example runs as written."""
-    import pathlib
-    import re
-    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["out"].prediction_logits.shape == (2, 8, 100)
-
-
 def test_torch_is_not_imported_by_minibert():
     import subprocess
     import sys

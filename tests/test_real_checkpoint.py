@@ -135,3 +135,14 @@ def test_feature_errors_are_clear(models):
         sentence_embeddings(ours, ["a"], pooling="max")
     with pytest.raises(ValueError, match="layer must be an index"):
         token_embeddings(ours, ["a"], layer=7)
+
+
+def test_walkthrough_script_runs(minilm_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).parent.parent / "scripts" / "walkthrough.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert "['[CLS]', 'i', 'love', 'korea', '[SEP]', '[PAD]', '[PAD]']" in out
+    assert "[1, 1, 1, 1, 1, 0, 0]" in out and "[101, 1045, 2293, 4420, 102, 0, 0]" in out
+    assert "layer 6 output       (1, 7, 384)" in out and "pooler_output        (1, 384)" in out

@@ -1,0 +1,113 @@
+"""Our WordPiece tokenizer against transformers.AutoTokenizer, loading, training and saving."""
+
+import shutil
+
+import numpy as np
+import pytest
+import transformers
+
+from minibert.tokenization import BertTokenizer
+
+TEXTS = ["I love Korea", "Hello, world!", "naïve café — 東京 3.14159 $5",
+         "unbelievably long words like antidisestablishmentarianism", "a " * 40, ""]
+PAIRS = ["What is it?", "It is a test of the pair encoding.", "Short", "b " * 30, "x", "y"]
+
+
+@pytest.fixture(scope="module")
+def toks(minilm_dir):
+    return BertTokenizer.from_pretrained(minilm_dir), transformers.AutoTokenizer.from_pretrained(minilm_dir)
+
+
+def assert_same(ours, ref):
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        np.testing.assert_array_equal(ours[key], ref[key], err_msg=key)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(padding=True),
+    dict(padding="max_length", max_length=64),
+    dict(padding=True, truncation=True, max_length=12),
+    dict(padding="max_length", truncation=True, max_length=20),
+])
+def test_singles_match_autotokenizer(toks, kwargs):
+    ours, ref = toks
+    assert_same(ours(TEXTS, **kwargs), ref(TEXTS, return_tensors="np", **kwargs))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(padding=True),
+    dict(padding=True, truncation=True, max_length=16),                  # longest_first
+    dict(padding=True, truncation="only_second", max_length=24),
+    dict(padding="max_length", truncation="longest_first", max_length=30),
+])
+def test_pairs_match_autotokenizer(toks, kwargs):
+    ours, ref = toks
+    a, b = TEXTS[:4], PAIRS[:4]                  # PAIRS[3] is long: truncation has work to do
+    assert_same(ours(a, b, **kwargs), ref(a, b, return_tensors="np", **kwargs))
+
+
+def test_fixed_padding_in_tokenizer_json_is_not_applied(toks):
+    """all-MiniLM-L6-v2's tokenizer.json pads everything to 128 and truncates at 128: a call
+    gets what it asks for instead."""
+    ours, _ = toks
+    assert ours("I love Korea").input_ids.tolist() == [[101, 1045, 2293, 4420, 102]]
+    long = ours(["word " * 300], truncation=True, max_length=200)
+    assert long.input_ids.shape == (1, 200)
+    assert ours(["word " * 300]).input_ids.shape == (1, 302)
+
+
+def test_tokens_decode_and_ids(toks):
+    ours, ref = toks
+    assert ours.tokenize("I love Korea, playing") == ref.tokenize("I love Korea, playing")
+    pieces = ours.tokenize("unbelievably")
+    assert pieces == ref.tokenize("unbelievably") and pieces[0] == "un" and pieces[1].startswith("##")
+    ids = ours("I love Korea!").input_ids[0]
+    assert ours.decode(ids) == ref.decode(ids, skip_special_tokens=True) == "i love korea!"
+    assert ours.decode(ids, skip_special_tokens=False) == "[CLS] i love korea! [SEP]"
+    assert ours.convert_tokens_to_ids(["[CLS]", "love", "no-such-token"]) == [101, 2293, 100]
+    assert ours.convert_ids_to_tokens([101, 2293]) == ["[CLS]", "love"]
+    assert (ours.pad_token_id, ours.cls_token_id, ours.sep_token_id, ours.mask_token_id) == (0, 101, 102, 103)
+    assert ours.vocab_size == 30522 and ours.model_max_length == 512
+
+
+def test_vocab_txt_alone_gives_the_same_ids(toks, minilm_dir, tmp_path):
+    shutil.copy(minilm_dir / "vocab.txt", tmp_path / "vocab.txt")
+    shutil.copy(minilm_dir / "tokenizer_config.json", tmp_path / "tokenizer_config.json")
+    from_vocab = BertTokenizer.from_pretrained(tmp_path)
+    assert_same(from_vocab(TEXTS, PAIRS, padding=True), toks[0](TEXTS, PAIRS, padding=True))
+
+
+def test_errors(toks):
+    ours, _ = toks
+    with pytest.raises(ValueError, match="different lengths.*padding=True"):
+        ours(["a", "a b c"])
+    with pytest.raises(ValueError, match="2 texts but 1 text pairs"):
+        ours(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="unknown padding"):
+        ours(["a"], padding="shortest")
+    with pytest.raises(ValueError, match="empty"):
+        ours([])
+    with pytest.raises(ValueError, match="could not encode.*too short"):     # as transformers
+        ours(["a " * 40], ["b"], truncation="only_second", max_length=24)
+
+
+def test_train_save_and_load_in_transformers(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    lines = ["the king spoke unto the people", "and the people answered the king",
+             "in the beginning was the word", "blessed are the meek for they shall inherit"] * 50
+    corpus.write_text("\n".join(lines) + "\n")
+    tok = BertTokenizer.train([corpus], vocab_size=120, min_frequency=1, show_progress=False)
+    vocab = tok.get_vocab()
+    assert [vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
+    assert tok.vocab_size <= 120 and "king" in vocab
+    tok.save_pretrained(tmp_path / "tok")
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path / "tok")
+    texts, pairs = ["The King answered", "blessed word"], ["unseen zebra", "the people"]
+    assert_same(tok(texts, pairs, padding=True), ref(texts, pairs, padding=True, return_tensors="np"))
+    again = BertTokenizer.from_pretrained(tmp_path / "tok")
+    assert_same(again(texts, padding=True), tok(texts, padding=True))
+    with pytest.raises(FileNotFoundError, match="training file not found"):
+        BertTokenizer.train([tmp_path / "missing.txt"])
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="training file is empty"):
+        BertTokenizer.train([tmp_path / "empty.txt"])
