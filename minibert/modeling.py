@@ -40,7 +40,7 @@ class BertModelOutput:
 @dataclass
 class BertForPreTrainingOutput:
     loss: float | None = None                           # MLM + NSP (whichever labels were given)
-    prediction_logits: np.ndarray | None = None         # (B, T, V)
+    prediction_logits: np.ndarray | None = None         # (B, T, V); (N, V) with predict_masked_only
     seq_relationship_logits: np.ndarray | None = None   # (B, 2)
     hidden_states: tuple | None = None
     attentions: tuple | None = None
@@ -162,8 +162,12 @@ class BertForPreTraining(Module):
         init_linear(self.params, "cls.seq_relationship", 2, C, std, self.init_rng, self.dtype)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
-                next_sentence_label=None, output_hidden_states=False,
-                output_attentions=False) -> BertForPreTrainingOutput:
+                next_sentence_label=None, output_hidden_states=False, output_attentions=False,
+                predict_masked_only=False) -> BertForPreTrainingOutput:
+        """With `predict_masked_only` (needs `labels`), the MLM head runs only at the N positions
+        whose label is not -100: `prediction_logits` is then (N, V), in row-major order of the
+        positions.  The loss is the same; the (B, T, V) projection at every position, wasted
+        work in pretraining, is skipped."""
         config, params = self.config, self.params
         input_ids, attention_mask, token_type_ids = check_inputs(
             config, input_ids, attention_mask, token_type_ids)
@@ -174,7 +178,15 @@ class BertForPreTraining(Module):
 
         out, bert_cache = bert_forward(params, "bert.", config, input_ids, attention_mask,
                                        token_type_ids, self.rng, self.training)
-        logits, mlm_cache = mlm_head_forward(out.last_hidden_state, subdict(params, "cls.predictions."),
+        h = out.last_hidden_state                                                        # (B, T, C)
+        positions = None
+        if predict_masked_only:
+            if labels is None:
+                raise ValueError("predict_masked_only=True needs labels (the masked positions)")
+            positions = np.flatnonzero(labels.reshape(-1) != -100)                         # (N,)
+            h = h.reshape(-1, config.hidden_size)[positions]                               # (N, C)
+            labels = labels.reshape(-1)[positions]
+        logits, mlm_cache = mlm_head_forward(h, subdict(params, "cls.predictions."),
                                              params["bert.embeddings.word_embeddings.weight"], config)
         nsp_logits, nsp_cache = linear_forward(out.pooler_output, params["cls.seq_relationship.weight"],
                                                params["cls.seq_relationship.bias"])        # (B, 2)
@@ -186,7 +198,8 @@ class BertForPreTraining(Module):
             nsp_loss, nsp_loss_cache = cross_entropy_forward(nsp_logits, next_sentence_label)
         if mlm_loss is not None or nsp_loss is not None:
             loss = (mlm_loss or 0.0) + (nsp_loss or 0.0)
-        self._cache = (bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache, logits.shape)
+        self._cache = (bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache,
+                       out.last_hidden_state.shape, positions)
         hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
         return BertForPreTrainingOutput(loss, logits, nsp_logits, hidden, att, mlm_loss, nsp_loss)
 
@@ -195,19 +208,23 @@ class BertForPreTraining(Module):
         if self._cache is None or (self._cache[3] is None and self._cache[4] is None):
             raise RuntimeError("backward() needs a forward call with labels and/or "
                                "next_sentence_label first (there is no loss to differentiate)")
-        bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache, logits_shape = self._cache
+        bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache, h_shape, positions = self._cache
         grads = {}
-        dh = dpooled = None
+        dh = np.zeros(h_shape, dtype=self.dtype)                                         # (B, T, C)
+        dpooled = None
         if mlm_loss_cache is not None:
-            dlogits = cross_entropy_backward(mlm_loss_cache).reshape(logits_shape)   # (B, T, V)
-            dh, g, d_word_embeddings = mlm_head_backward(dlogits, mlm_cache)
+            dlogits = cross_entropy_backward(mlm_loss_cache)                              # (B*T or N, V)
+            if positions is None:
+                dlogits = dlogits.reshape(*h_shape[:2], -1)                              # (B, T, V)
+            dh_head, g, d_word_embeddings = mlm_head_backward(dlogits, mlm_cache)
+            if positions is None:
+                dh = dh_head
+            else:
+                dh.reshape(-1, h_shape[-1])[positions] = dh_head                          # scatter back
             add_grads(grads, "cls.predictions.", g)
             add_grads(grads, "bert.embeddings.", {"word_embeddings.weight": d_word_embeddings})
         if nsp_loss_cache is not None:
             dpooled, g = linear_backward(cross_entropy_backward(nsp_loss_cache), nsp_cache)
             add_grads(grads, "cls.seq_relationship.", g)
-        if dh is None:
-            B, T, _ = logits_shape
-            dh = np.zeros((B, T, self.config.hidden_size), dtype=self.dtype)
         add_grads(grads, "", bert_backward(dh, dpooled, bert_cache, "bert."))
         return self._zero_fill(grads)

@@ -162,6 +162,10 @@ class BertTokenizer:
     def encode(self, text, text_pair=None, add_special_tokens=True) -> list[int]:
         return self._tokenizer.encode(text, text_pair, add_special_tokens=add_special_tokens).ids
 
+    def encode_batch_ids(self, texts, add_special_tokens=False) -> list[list[int]]:
+        """Token ids for many texts at once (the `tokenizers` library works in parallel)."""
+        return [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
+
     def __call__(self, text, text_pair=None, padding=False, truncation=False, max_length=None,
                  add_special_tokens=True) -> BatchEncoding:
         """Encode one text or a list (optionally paired with `text_pair`) into (B, T) arrays.

@@ -179,3 +179,23 @@ def test_torch_is_not_imported_by_minibert():
     code = "import sys, minibert, minibert.optim; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_predicting_only_masked_positions_gives_the_same_loss_and_gradients():
+    model = BertForPreTraining(tiny_config(), seed=0, dtype=np.float64)
+    ids = np.array([[2, 5, 7, 3, 9, 3], [2, 9, 3, 11, 0, 0]])
+    labels = np.full_like(ids, -100)
+    labels[0, 2], labels[0, 4], labels[1, 1] = 7, 9, 9
+    kwargs = dict(attention_mask=(ids != 0).astype(int), labels=labels, next_sentence_label=[0, 1])
+    full = model(ids, **kwargs)
+    full_grads = model.backward()
+    masked = model(ids, predict_masked_only=True, **kwargs)
+    masked_grads = model.backward()
+    assert masked.prediction_logits.shape == (3, V)
+    np.testing.assert_allclose(masked.prediction_logits,
+                               full.prediction_logits[[0, 0, 1], [2, 4, 1]], rtol=1e-12)
+    assert masked.loss == pytest.approx(full.loss, rel=1e-12)
+    for k in full_grads:
+        np.testing.assert_allclose(masked_grads[k], full_grads[k], rtol=1e-9, atol=1e-15, err_msg=k)
+    with pytest.raises(ValueError, match="needs labels"):
+        model(ids, predict_masked_only=True)
