@@ -15,6 +15,7 @@ truncation it asks for, as `transformers` tokenizers do.
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -115,20 +116,32 @@ class BertTokenizer:
     @classmethod
     def train(cls, files, vocab_size=8000, min_frequency=2, lowercase=True,
               model_max_length=512, show_progress=True) -> "BertTokenizer":
-        """Learn a WordPiece vocabulary from text files; ids 0-4 are [PAD] [UNK] [CLS] [SEP] [MASK]."""
-        files = [str(f) for f in files]
+        """Learn a WordPiece vocabulary from text files (.gz too), one text a line."""
+        texts = []
         for f in files:
             if not Path(f).is_file():
                 raise FileNotFoundError(f"training file not found: {f}")
-            if Path(f).stat().st_size == 0:
+            opener = gzip.open if str(f).endswith(".gz") else open
+            with opener(f, "rt", encoding="utf-8") as fh:
+                lines = [line for line in fh.read().splitlines() if line.strip()]
+            if not lines:
                 raise ValueError(f"training file is empty: {f}")
+            texts.extend(lines)
+        return cls.train_from_texts(texts, vocab_size, min_frequency, lowercase, model_max_length,
+                                    show_progress)
+
+    @classmethod
+    def train_from_texts(cls, texts, vocab_size=8000, min_frequency=2, lowercase=True,
+                         model_max_length=512, show_progress=True) -> "BertTokenizer":
+        """Learn a WordPiece vocabulary from a list of texts; ids 0-4 are
+        [PAD] [UNK] [CLS] [SEP] [MASK]."""
         tokenizer = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                             special_tokens=list(SPECIAL_TOKENS),
                                             continuing_subword_prefix="##", show_progress=show_progress)
-        tokenizer.train(files, trainer)
+        tokenizer.train_from_iterator(texts, trainer, length=len(texts))
         return cls(_bert_pipeline(tokenizer, lowercase), model_max_length, lowercase)
 
     # ---- vocabulary -----------------------------------------------------------------------

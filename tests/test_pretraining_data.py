@@ -1,0 +1,179 @@
+"""Pretraining examples on thousands of draws from the shipped corpus: the recipe's statistics."""
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from minibert.pretraining_data import (PretrainingData, Vocab, collate, mask_tokens, read_documents,
+                                       split_documents, tokenize_documents, truncate_seq_pair)
+from minibert.tokenization import BertTokenizer
+from minibert.trainer import DEFAULT_CORPUS
+
+MAX_LEN = 64
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    documents = read_documents(DEFAULT_CORPUS)[:400]               # Genesis to 2 Samuel: 400 chapters
+    tok = BertTokenizer.train_from_texts([s for d in documents for s in d], vocab_size=2000,
+                                         show_progress=False)
+    return tokenize_documents(documents, tok), Vocab.from_tokenizer(tok), tok
+
+
+@pytest.fixture(scope="module")
+def examples(corpus):
+    docs, vocab, _ = corpus
+    return PretrainingData(docs, vocab, seed=0, max_seq_length=MAX_LEN).epoch(0)
+
+
+def test_there_are_thousands(examples):
+    assert len(examples) > 5000
+
+
+def test_lengths_segments_and_layout(examples, corpus):
+    _, vocab, _ = corpus
+    for ex in examples:
+        n = len(ex.input_ids)
+        assert 5 <= n <= MAX_LEN
+        assert len(ex.token_type_ids) == len(ex.labels) == n
+        assert ex.input_ids[0] == vocab.cls_id and ex.input_ids[-1] == vocab.sep_id
+        seps = [i for i, t in enumerate(ex.input_ids) if t == vocab.sep_id]
+        assert len(seps) == 2                                    # [CLS] A [SEP] B [SEP]
+        first_sep = seps[0]
+        assert ex.token_type_ids == [0] * (first_sep + 1) + [1] * (n - first_sep - 1)
+    batch = collate(examples[:16])
+    real = batch["attention_mask"].astype(bool)
+    assert np.all(real.sum(1) == [len(ex.input_ids) for ex in examples[:16]])
+    assert np.all(batch["input_ids"][~real] == 0) and np.all(batch["token_type_ids"][~real] == 0)
+    assert np.all(batch["labels"][~real] == -100)
+
+
+def test_fifteen_percent_selected_and_specials_never(examples, corpus):
+    _, vocab, _ = corpus
+    selected = real = 0
+    for ex in examples:
+        n_real = sum(t not in vocab.special_ids for t in ex.input_ids) + \
+            sum(1 for t, lab in zip(ex.input_ids, ex.labels) if lab != -100 and t in vocab.special_ids)
+        chosen = [i for i, lab in enumerate(ex.labels) if lab != -100]
+        assert 1 <= len(chosen) <= 20
+        for i in chosen:
+            assert ex.labels[i] not in vocab.special_ids         # never [CLS], [SEP] or [PAD]
+        selected += len(chosen)
+        real += n_real
+    # Per sequence round(0.15 n) with a minimum of 1: within half a percent of 15% overall.
+    assert abs(selected / real - 0.15) < 0.005, selected / real
+
+
+def test_eighty_ten_ten(examples, corpus):
+    _, vocab, _ = corpus
+    outcome = Counter()
+    for ex in examples:
+        for t, lab in zip(ex.input_ids, ex.labels):
+            if lab == -100:
+                continue
+            outcome["mask" if t == vocab.mask_id else "kept" if t == lab else "random"] += 1
+    n = sum(outcome.values())
+    assert n > 40000
+    # Binomial standard deviation ~0.002 at n = 40k; 0.01 is five of them.  A random
+    # replacement equal to the original counts as "kept": 1/2000 of the 10%, negligible.
+    assert abs(outcome["mask"] / n - 0.8) < 0.01
+    assert abs(outcome["kept"] / n - 0.1) < 0.01
+    assert abs(outcome["random"] / n - 0.1) < 0.01
+    randoms = [t for ex in examples for t, lab in zip(ex.input_ids, ex.labels)
+               if lab != -100 and t != vocab.mask_id and t != lab]
+    assert not set(randoms) & vocab.special_ids                # random tokens are real tokens
+    assert len(set(randoms)) > 500                             # drawn across the vocabulary
+
+
+def test_next_sentence_labels(examples):
+    labels = [ex.next_sentence_label for ex in examples]
+    assert abs(np.mean(labels) - 0.5) < 0.02                   # n > 5000: std 0.007
+    for ex in examples:
+        if ex.next_sentence_label == 1:
+            assert ex.random_document_index >= 0
+            assert ex.random_document_index != ex.document_index   # never A's own document
+        else:
+            assert ex.random_document_index == -1
+
+
+def test_is_next_b_continues_a(corpus):
+    """For IsNext, A and B (before masking) are each a stretch of A's own document, B after A.
+    (Not A + B together: truncation may trim the end of A or the start of B.)"""
+    docs, vocab, _ = corpus
+    vocab_nomask = Vocab(vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.special_ids,
+                         vocab.is_continuation, vocab.size)
+    examples = PretrainingData(docs, vocab_nomask, seed=3, max_seq_length=MAX_LEN,
+                               masked_lm_prob=1e-9).epoch(0)[:300]
+    def joined(doc_index):
+        return "," + ",".join(str(t) for s in docs[doc_index] for t in s) + ","
+
+    checked = Counter()
+    for ex in examples:
+        tokens = [lab if lab != -100 else t for t, lab in zip(ex.input_ids, ex.labels)]
+        first_sep = tokens.index(vocab.sep_id)
+        a = "," + ",".join(map(str, tokens[1:first_sep])) + ","
+        b = "," + ",".join(map(str, tokens[first_sep + 1:-1])) + ","
+        text = joined(ex.document_index)
+        assert a in text
+        if ex.next_sentence_label == 0:
+            assert b in text and text.rindex(b) >= text.index(a) + len(a) - 1
+        else:                                     # NotNext: B is a stretch of the random document
+            assert b in joined(ex.random_document_index)
+        checked[ex.next_sentence_label] += 1
+    assert checked[0] > 100 and checked[1] > 100
+
+
+def test_same_seed_same_examples_and_dynamic_masks(corpus):
+    docs, vocab, _ = corpus
+    a = PretrainingData(docs[:60], vocab, seed=5, max_seq_length=MAX_LEN)
+    b = PretrainingData(docs[:60], vocab, seed=5, max_seq_length=MAX_LEN)
+    assert a.epoch(0) == b.epoch(0) and a.epoch(1) == b.epoch(1)
+    assert a.epoch(0) != a.epoch(1)                                  # dynamic: new masks each epoch
+    assert a.epoch(0) != PretrainingData(docs[:60], vocab, seed=6, max_seq_length=MAX_LEN).epoch(0)
+    static = PretrainingData(docs[:60], vocab, seed=5, dynamic=False, dupe_factor=2, max_seq_length=MAX_LEN)
+    e0, e1 = static.epoch(0), static.epoch(1)
+    key = lambda ex: (tuple(ex.input_ids), tuple(ex.labels))  # noqa: E731
+    assert sorted(map(key, e0)) == sorted(map(key, e1))             # the same masked copies ...
+    assert [key(x) for x in e0] != [key(x) for x in e1]             # ... in a new order
+    assert len(e0) > 1.8 * len(a.epoch(0))                           # two copies
+
+
+def test_whole_word_masking_masks_every_piece(corpus):
+    docs, vocab, tok = corpus
+    examples = PretrainingData(docs, vocab, seed=1, max_seq_length=MAX_LEN, whole_word_mask=True).epoch(0)
+    words_seen = 0
+    for ex in examples[:2000]:
+        original = [lab if lab != -100 else t for t, lab in zip(ex.input_ids, ex.labels)]
+        chosen = [lab != -100 for lab in ex.labels]
+        for i in range(1, len(original)):
+            if vocab.is_continuation[original[i]] and original[i - 1] not in vocab.special_ids:
+                assert chosen[i] == chosen[i - 1], "a word was only partly masked"
+                words_seen += chosen[i]
+    assert words_seen > 50
+
+
+def test_mask_tokens_and_truncation_units():
+    vocab = Vocab(2, 3, 4, frozenset({0, 1, 2, 3, 4}), np.zeros(100, dtype=bool), 100)
+    tokens = [2] + list(range(10, 50)) + [3]
+    masked, labels = mask_tokens(tokens, vocab, random.Random(0))
+    assert sum(lab != -100 for lab in labels) == 6                   # round(0.15 * 40)
+    assert masked[0] == 2 and masked[-1] == 3 and labels[0] == labels[-1] == -100
+    a, b = list(range(10)), list(range(4))
+    truncate_seq_pair(a, b, 8, random.Random(0))
+    assert len(a) + len(b) == 8 and len(b) == 4                      # the longer one is trimmed
+
+
+def test_corpus_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="corpus not found"):
+        read_documents(tmp_path / "none.txt")
+    (tmp_path / "empty.txt").write_text("\n\n  \n")
+    with pytest.raises(ValueError, match="is empty"):
+        read_documents(tmp_path / "empty.txt")
+    (tmp_path / "one.txt").write_text("a sentence.\nanother one.\n")
+    with pytest.raises(ValueError, match="at least two"):
+        split_documents(read_documents(tmp_path / "one.txt"), 0.1, 0)
+    (tmp_path / "bad.txt.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="could not be read"):
+        read_documents(tmp_path / "bad.txt.gz")
