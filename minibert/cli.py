@@ -39,6 +39,8 @@ def add_pretrain_parser(sub):
                       help=f"named model size (default: {d.model_size})")
     size.add_argument("--config", help="a config.json for the model instead of a named size")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help=f"WordPiece vocabulary (default: {d.vocab_size})")
+    p.add_argument("--tokenizer", default=None,
+                   help="a directory with tokenizer.json or vocab.txt to use instead of training a vocabulary")
     p.add_argument("--max-seq-length", type=int, default=d.max_seq_length, help=f"tokens per example (default: {d.max_seq_length})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per step (default: {d.batch_size})")
     p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default: {d.max_steps})")
@@ -51,7 +53,11 @@ def add_pretrain_parser(sub):
     p.add_argument("--static-masking", action="store_true",
                    help="draw masks once (--dupe-factor copies) instead of anew every epoch")
     p.add_argument("--dupe-factor", type=int, default=d.dupe_factor, help="copies with different masks (static masking)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.add_argument("--dropout", type=float, default=d.dropout,
+                   help=f"hidden and attention dropout (default: {d.dropout})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --output from its last checkpoint, with the options it "
+                        "was started with (--steps may extend it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_pretrain)
 
@@ -62,9 +68,9 @@ def run_pretrain(a) -> int:
     args = None
     if not a.resume:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, model_size=a.model_size,
-                            config_file=a.config, vocab_size=a.vocab_size, max_seq_length=a.max_seq_length,
+                            config_file=a.config, vocab_size=a.vocab_size, tokenizer=a.tokenizer, max_seq_length=a.max_seq_length,
                             batch_size=a.batch_size, learning_rate=a.lr, warmup_steps=a.warmup_steps,
-                            seed=a.seed, eval_every=a.eval_every, save_every=a.save_every,
+                            seed=a.seed, dropout=a.dropout, eval_every=a.eval_every, save_every=a.save_every,
                             whole_word_mask=a.whole_word_mask, dynamic_masking=not a.static_masking,
                             dupe_factor=a.dupe_factor)
         if a.steps is not None:

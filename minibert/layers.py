@@ -15,19 +15,23 @@ import numpy as np
 # ---- Linear: y = x W^T + b ------------------------------------------------------------------
 
 def linear_forward(x, weight, bias):
-    """y = x W^T + b.   x: (..., in), W: (out, in), b: (out,)  ->  y: (..., out)."""
-    y = x @ weight.T
+    """y = x W^T + b.   x: (..., in), W: (out, in), b: (out,)  ->  y: (..., out).
+
+    The leading axes are flattened first: one (N, in) @ (in, out) product is a single BLAS call,
+    where NumPy would loop over a (B, T, in) stack one (T, in) slice at a time.
+    """
+    y = x.reshape(-1, x.shape[-1]) @ weight.T              # (N, out)
     if bias is not None:
         y += bias
-    return y, (x, weight)
+    return y.reshape(*x.shape[:-1], weight.shape[0]), (x, weight)
 
 
 def linear_backward(dy, cache):
     """dx = dy W,  dW = dy^T x (summed over all leading axes),  db = sum dy."""
     x, weight = cache
-    dx = dy @ weight                                       # (..., in)
     dy2 = dy.reshape(-1, dy.shape[-1])                     # (N, out)
     x2 = x.reshape(-1, x.shape[-1])                        # (N, in)
+    dx = (dy2 @ weight).reshape(x.shape)                   # (..., in)
     return dx, {"weight": dy2.T @ x2, "bias": dy2.sum(0)}
 
 

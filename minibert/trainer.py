@@ -4,6 +4,7 @@
 
 The run directory holds
     args.json                   the arguments (what `resume` reads back)
+    tokenizer/                  the WordPiece vocabulary of the run
     metrics.jsonl               one JSON line per log interval ("train") and per evaluation ("eval")
     curve.png                   loss and accuracy curves (when matplotlib is installed)
     checkpoint-0000500/         HF checkpoint + tokenizer + optimizer.safetensors + trainer_state.json
@@ -57,6 +58,8 @@ class PretrainArgs:
     model_size: str = "mini"                   # a preset name (minibert.presets) ...
     config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
     vocab_size: int = 8000
+    tokenizer: str | None = None               # a directory with a tokenizer to use instead of training one
+    dropout: float | None = None               # hidden and attention dropout (None: the config's)
     max_seq_length: int = 128
     batch_size: int = 32
     max_steps: int = 1500
@@ -213,6 +216,9 @@ def _model_config(args: PretrainArgs, vocab_size: int) -> BertConfig:
         config.validate()
     else:
         config = preset_config(args.model_size, vocab_size=vocab_size)
+    if args.dropout is not None:
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = args.dropout
+        config.validate()
     if args.max_seq_length > config.max_position_embeddings:
         raise TrainingError(f"max_seq_length {args.max_seq_length} is longer than the model's "
                             f"max_position_embeddings ({config.max_position_embeddings})")
@@ -242,12 +248,19 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
                             f"needs at least two (separate documents with a blank line)")
     train_docs, eval_docs = split_documents(documents, args.eval_fraction, args.seed)
     checkpoints = checkpoint_dirs(run_dir) if resume else []
-    if checkpoints:
-        tokenizer = BertTokenizer.from_pretrained(checkpoints[-1])
+    tokenizer_dir = run_dir / "tokenizer"
+    if resume and tokenizer_dir.is_dir():
+        tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
+    elif args.tokenizer:
+        tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
     else:
+        # The `tokenizers` trainer breaks ties by hash-map order, so two trainings on the same text
+        # can differ (huggingface/tokenizers#1794): the run keeps its own and resume reuses it.
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
         tokenizer = BertTokenizer.train_from_texts([s for d in train_docs for s in d], args.vocab_size,
                                                    show_progress=False)
+    if not resume or not tokenizer_dir.is_dir():
+        tokenizer.save_pretrained(tokenizer_dir)
     vocab = Vocab.from_tokenizer(tokenizer)
     train_ids = tokenize_documents(train_docs, tokenizer)
     example_kwargs = dict(max_seq_length=args.max_seq_length, short_seq_prob=args.short_seq_prob,
