@@ -3,10 +3,13 @@
 from .config import BertConfig
 from .modeling import BertForPreTraining, BertForPreTrainingOutput, BertModel, BertModelOutput
 from .module import LoadReport, Module
+from .tasks import (BertForQuestionAnswering, BertForSequenceClassification,
+                    BertForTokenClassification, TaskOutput)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BertConfig", "BertModel", "BertForPreTraining", "BertModelOutput",
-    "BertForPreTrainingOutput", "LoadReport", "Module",
+    "BertForPreTrainingOutput", "LoadReport", "Module", "BertForSequenceClassification",
+    "BertForTokenClassification", "BertForQuestionAnswering", "TaskOutput",
 ]

@@ -20,17 +20,55 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+# Abramowitz & Stegun 7.1.26: erfc(z) = t (a1 + t (a2 + ... + t a5)) exp(-z^2), t = 1 / (1 + p z),
+# for z >= 0, with |error| < 1.5e-7: below float32's resolution (eps = 1.2e-7).
+AS_P = 0.3275911
+AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def normal_cdf_float32(x):
+    """Phi(x) and exp(-x^2 / 2) for float32 x, fast: one exp and a polynomial, no erf call.
+
+    Phi(x) = 1 - erfc(x / sqrt 2) / 2 for x >= 0 and erfc(|x| / sqrt 2) / 2 for x < 0, so the
+    left tail is computed directly rather than as 1 + erf(x), which cancels.  The exact version
+    is `0.5 * (1 + scipy.special.erf(x / sqrt 2))`, used for float64 (4-5x slower).
+    """
+    z = np.abs(x)
+    z *= SQRT_HALF                                       # |x| / sqrt 2
+    # Past z = 9, erfc(z) < 5e-37 is zero for us; clipping keeps exp(-z^2) out of float32's
+    # subnormal range, where arithmetic is many times slower.
+    np.minimum(z, 9.0, out=z)
+    gauss = np.exp(-(z * z))                             # exp(-x^2 / 2)
+    t = 1.0 / (1.0 + AS_P * z)
+    poly = AS_A[4] * t
+    for a in reversed(AS_A[:4]):                         # Horner: t (a1 + t (a2 + t (a3 + ...)))
+        poly += a
+        poly *= t
+    poly *= gauss
+    poly *= 0.5                                          # q = Phi(-|x|)
+    # Phi(x) = 1 - q for x >= 0 and q for x < 0, i.e. 0.5 + copysign(0.5 - q, x): one fast ufunc
+    # where np.where(x >= 0, 1 - q, q) takes five times as long.
+    cdf = np.subtract(0.5, poly, out=poly)
+    np.copysign(cdf, x, out=cdf)
+    cdf += 0.5
+    return cdf, gauss
+
+
 def gelu_forward(x):
-    """y = 0.5 x (1 + erf(x / sqrt 2))."""
-    cdf = 0.5 * (1.0 + erf(x * SQRT_HALF))   # Phi(x), the standard normal CDF
-    return x * cdf, (x, cdf)
+    """y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))."""
+    if x.dtype == np.float32:
+        cdf, gauss = normal_cdf_float32(x)
+    else:
+        cdf, gauss = 0.5 * (1.0 + erf(x * SQRT_HALF)), None   # exact, matches torch in float64
+    return x * cdf, (x, cdf, gauss)
 
 
 def gelu_backward(dy, cache):
-    """dy/dx = Phi(x) + x phi(x), with phi the standard normal density."""
-    x, cdf = cache
-    pdf = INV_SQRT_2PI * np.exp(-0.5 * x * x)
-    return dy * (cdf + x * pdf)
+    """dy/dx = Phi(x) + x phi(x), with phi(x) = exp(-x^2 / 2) / sqrt(2 pi) the normal density."""
+    x, cdf, gauss = cache
+    if gauss is None:
+        gauss = np.exp(-0.5 * x * x)
+    return dy * (cdf + INV_SQRT_2PI * x * gauss)
 
 
 def gelu_new_forward(x):

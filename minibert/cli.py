@@ -3,6 +3,7 @@
     minibert pretrain [--model-size tiny] [--steps N] [--output runs/pretrain] ...
     minibert pretrain --resume --output runs/pretrain
     minibert fill-mask --model runs/pretrain/model "In the beginning God created the [MASK]."
+    minibert finetune --model DIR --task {classify,pair,tag,qa} --train FILE --eval FILE
 
 Bad input ends with a one-line error and exit status 2; nothing prints a NumPy traceback.
 """
@@ -149,6 +150,47 @@ def run_fill_mask(a) -> int:
     return 0
 
 
+# ---- finetune -------------------------------------------------------------------------------
+
+def add_finetune_parser(sub):
+    from .finetune import TASKS, FinetuneArgs
+    d = FinetuneArgs("", "", "", "")
+    p = sub.add_parser("finetune", help="fine-tune a checkpoint on a classification, pair, tagging or QA task",
+                       description="Fine-tune a BERT checkpoint (ours or HuggingFace's) on a task. Formats: "
+                                   "classify: TSV sentence<TAB>label; pair: TSV a<TAB>b<TAB>label; "
+                                   "tag: CoNLL columns (token ... tag); qa: SQuAD v1.1 JSON.")
+    p.add_argument("--model", required=True, help="checkpoint directory with a tokenizer")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--train", required=True, help="training file")
+    p.add_argument("--eval", required=True, help="evaluation file (scored every epoch)")
+    p.add_argument("--output", default=d.output_dir, help=f"output directory (default: {d.output_dir})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"(default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.learning_rate, help=f"peak learning rate (default: {d.learning_rate})")
+    p.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per example (default: {d.max_length})")
+    p.add_argument("--train-layers", type=int, default=None,
+                   help="train only the head and the top N encoder layers (0: frozen encoder); default all")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_finetune)
+
+
+def run_finetune(a) -> int:
+    from .checkpoint import CheckpointError
+    from .finetune import FinetuneArgs, finetune
+    args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
+                        output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
+                        learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.train_layers,
+                        seed=a.seed)
+    try:
+        result = finetune(args, progress=not a.quiet)
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        return _error(str(e))
+    last = result.history[-1]
+    print(f"done: best {next(iter(last))} {result.best_metric:.4f}; model in {result.best_dir}")
+    return 0
+
+
 # ---- entry point ----------------------------------------------------------------------------
 
 def build_parser():
@@ -156,6 +198,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_pretrain_parser(sub)
     add_fill_mask_parser(sub)
+    add_finetune_parser(sub)
     return parser
 
 

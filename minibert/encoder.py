@@ -89,10 +89,11 @@ def encoder_forward(x, mask_bias, p, config, rng, training):
     return x, hidden_states, attentions, caches
 
 
-def encoder_backward(dy, caches):
-    """Back through the stack, last layer first."""
+def encoder_backward(dy, caches, first_layer=0):
+    """Back through the stack, last layer first, down to `first_layer` (the layers below it are
+    frozen: no gradient is needed there, so the pass stops)."""
     grads = {}
-    for i in reversed(range(len(caches))):
+    for i in reversed(range(first_layer, len(caches))):
         dy, g = encoder_layer_backward(dy, caches[i])
         add_grads(grads, f"layer.{i}.", g)
     return dy, grads

@@ -90,8 +90,10 @@ def bert_forward(params, prefix, config, input_ids, attention_mask, token_type_i
     return out, (emb_cache, enc_caches, pool_cache)
 
 
-def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix):
-    """Gradients of every encoder parameter (full names, with `prefix`)."""
+def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix, stop_layer=None):
+    """Gradients of every encoder parameter (full names, with `prefix`).  With `stop_layer` k,
+    only layers k and above (and the pooler) get gradients: the layers below and the embeddings
+    are frozen, and the backward pass stops there."""
     emb_cache, enc_caches, pool_cache = cache
     grads = {}
     dh = d_last_hidden_state
@@ -99,9 +101,10 @@ def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix):
         dh_pool, g = pooler_backward(d_pooler_output, pool_cache)
         dh = dh_pool if dh is None else dh + dh_pool
         add_grads(grads, prefix + "pooler.", g)
-    dx, g = encoder_backward(dh, enc_caches)
+    dx, g = encoder_backward(dh, enc_caches, first_layer=stop_layer or 0)
     add_grads(grads, prefix + "encoder.", g)
-    add_grads(grads, prefix + "embeddings.", embeddings_backward(dx, emb_cache))
+    if stop_layer is None:
+        add_grads(grads, prefix + "embeddings.", embeddings_backward(dx, emb_cache))
     return grads
 
 

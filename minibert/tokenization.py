@@ -179,6 +179,31 @@ class BertTokenizer:
         """Token ids for many texts at once (the `tokenizers` library works in parallel)."""
         return [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
 
+    def encode_words(self, words, max_length=None) -> tuple[list[int], list]:
+        """A sentence already split into words -> ([CLS] pieces [SEP] ids, the word index of each
+        id, None for [CLS]/[SEP]); truncated to max_length ids."""
+        if max_length:
+            self._tokenizer.enable_truncation(max_length)
+        try:
+            e = self._tokenizer.encode(list(words), is_pretokenized=True)
+        finally:
+            self._tokenizer.no_truncation()
+        return e.ids, e.word_ids
+
+    def encode_windows(self, question, context, max_length, stride):
+        """[CLS] question [SEP] context-window [SEP] for overlapping windows over a long context
+        (`stride` tokens shared by neighbours).  Each window: (ids, type ids, character offsets,
+        sequence ids: 0 question, 1 context, None special)."""
+        self._tokenizer.enable_truncation(max_length, stride=stride, strategy="only_second")
+        try:
+            first = self._tokenizer.encode(question, context)
+        except Exception as e:
+            raise ValueError(f"could not window the context ({e}); is the question longer than "
+                             f"max_length {max_length}?") from None
+        finally:
+            self._tokenizer.no_truncation()
+        return [(e.ids, e.type_ids, e.offsets, e.sequence_ids) for e in [first, *first.overflowing]]
+
     def __call__(self, text, text_pair=None, padding=False, truncation=False, max_length=None,
                  add_special_tokens=True) -> BatchEncoding:
         """Encode one text or a list (optionally paired with `text_pair`) into (B, T) arrays.

@@ -55,16 +55,16 @@ class TrainingError(RuntimeError):
 class PretrainArgs:
     corpus: str = DEFAULT_CORPUS
     output_dir: str = "runs/pretrain"
-    model_size: str = "mini"                   # a preset name (minibert.presets) ...
+    model_size: str = "tiny"                   # a preset name (minibert.presets) ...
     config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
     vocab_size: int = 8000
     tokenizer: str | None = None               # a directory with a tokenizer to use instead of training one
-    dropout: float | None = None               # hidden and attention dropout (None: the config's)
-    max_seq_length: int = 128
-    batch_size: int = 32
-    max_steps: int = 1500
+    dropout: float | None = 0.0                # hidden and attention dropout (None: the config's)
+    max_seq_length: int = 64
+    batch_size: int = 64
+    max_steps: int = 3000
     learning_rate: float = 1e-3
-    warmup_steps: int = 100
+    warmup_steps: int = 150
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 0

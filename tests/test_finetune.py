@@ -1,0 +1,208 @@
+"""Fine-tuning: readers and their errors, sub-token alignment, metrics, and each head learning a
+small synthetic task from scratch to near-perfect accuracy within a few hundred steps."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+from minibert import BertModel
+from minibert.cli import main
+from minibert.finetune import FinetuneArgs, finetune
+from minibert.finetune_data import DataError, encode_squad, encode_tags, read_conll, read_squad, read_tsv
+from minibert.metrics import best_span, entity_f1, entity_spans, exact_match, macro_f1, token_f1
+from minibert.tokenization import BertTokenizer
+
+WORDS = [f"w{i}" for i in range(40)]
+NUMBERS = [str(n) for n in range(10, 30)]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A randomly initialised small encoder with a tokenizer that knows the synthetic words."""
+    path = tmp_path_factory.mktemp("model")
+    texts = [" ".join(WORDS + NUMBERS + ["answer", ":", "the", "is", "un", "play", "able"])] * 5
+    tok = BertTokenizer.train_from_texts(texts, vocab_size=200, min_frequency=1, show_progress=False)
+    config = tiny_config(vocab_size=tok.vocab_size, hidden_size=32, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)
+    model = BertModel(config, seed=0)
+    model.tokenizer = tok
+    model.save_pretrained(path)
+    return path
+
+
+def sentence(rng, with_number):
+    words = [rng.choice(WORDS) for _ in range(rng.randint(4, 8))]
+    if with_number:
+        words.insert(rng.randint(0, len(words)), rng.choice(NUMBERS))
+    return words
+
+
+def write_tsv(path, rows):
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+# ---- readers ----------------------------------------------------------------------------------
+
+def test_tsv_reader_and_errors(tmp_path):
+    f = write_tsv(tmp_path / "a.tsv", [("sentence", "label"), ("good film", "pos"), ("bad", "neg")])
+    assert read_tsv(f) == (["good film", "bad"], None, ["pos", "neg"])
+    f.write_text("a\tb\tyes\nonly two\tcols\n")
+    with pytest.raises(DataError, match=r"a.tsv:2: expected 3 non-empty tab-separated columns"):
+        read_tsv(f, pair=True)
+    f.write_text("no tab here\n")
+    with pytest.raises(DataError, match=r"a.tsv:1: expected 2"):
+        read_tsv(f)
+
+
+def test_conll_reader_and_alignment(tmp_path, model_dir):
+    f = tmp_path / "ner.conll"
+    f.write_text("-DOCSTART- -X- O O\n\nw1 NN B-PER\nanswers NNS O\n17 CD B-NUM\n\nw2 B-LOC\n")
+    sentences, tags = read_conll(f)
+    assert sentences == [["w1", "answers", "17"], ["w2"]] and tags[0] == ["B-PER", "O", "B-NUM"]
+    tok = BertTokenizer.from_pretrained(model_dir)
+    assert tok.tokenize("answers") == ["answer", "##s"]               # a word split into pieces
+    (feat, _) = encode_tags(tok, sentences, tags, {"O": 0, "B-PER": 1, "B-NUM": 2, "B-LOC": 3}, 32)
+    pieces = tok.convert_ids_to_tokens(feat["input_ids"])
+    labels = feat["labels"]
+    assert pieces[0] == "[CLS]" and labels[0] == -100 and labels[-1] == -100
+    first = pieces.index("answer")
+    n_pieces = 2
+    assert labels[first] == 0 and labels[first + 1:first + n_pieces] == [-100] * (n_pieces - 1)
+    assert [lab for lab in labels if lab != -100] == [1, 0, 2]     # one label per word
+    f.write_text("w1 B-PER\nlonely\n")
+    with pytest.raises(DataError, match=r"ner.conll:2: expected a token and its tag"):
+        read_conll(f)
+
+
+def squad_file(path, items):
+    """items: (context, question, answer text or None)."""
+    paragraphs = []
+    for i, (context, question, answer) in enumerate(items):
+        answers = [] if answer is None else [{"text": answer, "answer_start": context.index(answer)}]
+        paragraphs.append({"context": context, "qas": [{"id": str(i), "question": question,
+                                                         "answers": answers}]})
+    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    return path
+
+
+def test_squad_reader_windows_and_answer_alignment(tmp_path, model_dir):
+    rng = random.Random(0)
+    words = [rng.choice(WORDS) for _ in range(60)]
+    words[45:48] = ["answer", ":", "w7"]
+    context = " ".join(words)
+    f = squad_file(tmp_path / "qa.json", [(context, "what is the answer ?", "w7")])
+    examples = read_squad(f)
+    tok = BertTokenizer.from_pretrained(model_dir)
+    features = encode_squad(tok, examples, max_length=32, doc_stride=8)
+    assert len(features) > 2                                          # long context: several windows
+    inside = [x for x in features if x["start_positions"] > 0]
+    assert inside and len(inside) < len(features)                     # others point at [CLS]
+    for x in inside:                                                  # the span decodes to the answer
+        s, e = x["start_positions"], x["end_positions"]
+        assert context[x["offsets"][s][0]:x["offsets"][e][1]] == "w7"
+        assert tok.decode(x["input_ids"][s:e + 1]) == "w7"
+    bad = json.loads(f.read_text())
+    bad["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 3
+    f.write_text(json.dumps(bad))
+    with pytest.raises(DataError, match=r"qa.json: data\[0\].paragraphs\[0\].qas\[0\]: answer 'w7' is not at"):
+        read_squad(f)
+    f.write_text("[1, 2]")
+    with pytest.raises(DataError, match="not a SQuAD v1.1 JSON file"):
+        read_squad(f)
+
+
+def test_metrics():
+    assert entity_spans(["B-PER", "I-PER", "O", "B-LOC", "I-PER"]) == {("PER", 0, 2), ("LOC", 3, 4), ("PER", 4, 5)}
+    assert entity_f1([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "O"]]) == 1.0
+    assert entity_f1([["B-PER", "O", "O"]], [["B-PER", "I-PER", "O"]]) == 0.0   # wrong span: no credit
+    assert macro_f1([0, 1, 1], [0, 1, 0], 2) == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert exact_match("The Eiffel tower!", ["eiffel tower"]) == 1.0
+    assert token_f1("eiffel tower in paris", ["the eiffel tower"]) == pytest.approx(2 * 0.5 * 1 / 1.5)
+    score, i, j = best_span(np.array([0., 5, 1, 0]), np.array([0., 0, 1, 9]), [1, 2, 3], max_answer_length=2)
+    assert (i, j) == (2, 3)                                           # 5 + 9 is too long a span
+
+
+# ---- learning -----------------------------------------------------------------------------------
+
+def run(model_dir, tmp_path, task, train, dev, **kw):
+    args = FinetuneArgs(model=str(model_dir), task=task, train_file=str(train), eval_file=str(dev),
+                        output_dir=str(tmp_path / task), learning_rate=3e-3, batch_size=16,
+                        warmup_ratio=0.05, **kw)
+    return finetune(args, progress=False)
+
+
+def test_classify_learns_is_there_a_number(model_dir, tmp_path):
+    rng = random.Random(1)
+    rows = [(" ".join(sentence(rng, n)), "number" if n else "words") for n in [0, 1] * 400]
+    rng.shuffle(rows)
+    train, dev = write_tsv(tmp_path / "train.tsv", rows[:640]), write_tsv(tmp_path / "dev.tsv", rows[640:])
+    result = run(model_dir, tmp_path, "classify", train, dev, epochs=6)   # 240 steps
+    assert result.history[-1]["accuracy"] >= 0.97, result.history
+    assert (result.best_dir / "model.safetensors").is_file() and (result.output_dir / "curve.png").is_file()
+    config = json.loads((result.best_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "number", "1": "words"}
+
+
+def test_pair_learns_which_segment_holds_the_number(model_dir, tmp_path):
+    """One number per pair, in A or in B: the label needs the segment (token type) information."""
+    rng = random.Random(2)
+    rows = []
+    for _ in range(800):
+        in_b = rng.random() < 0.5
+        a, b = sentence(rng, not in_b), sentence(rng, in_b)
+        rows.append((" ".join(a), " ".join(b), "B" if in_b else "A"))
+    train, dev = write_tsv(tmp_path / "train.tsv", rows[:640]), write_tsv(tmp_path / "dev.tsv", rows[640:])
+    result = run(model_dir, tmp_path, "pair", train, dev, epochs=8)       # 320 steps
+    assert result.history[-1]["accuracy"] >= 0.95, result.history
+
+
+def test_tag_learns_numbers(model_dir, tmp_path):
+    rng = random.Random(3)
+    lines = []
+    for _ in range(600):
+        for w in sentence(rng, rng.random() < 0.7):
+            lines.append(f"{w} {'B-NUM' if w in NUMBERS else 'O'}")
+        lines.append("")
+    (tmp_path / "train.conll").write_text("\n".join(lines[: len(lines) * 5 // 6]) + "\n")
+    (tmp_path / "dev.conll").write_text("\n".join(lines[len(lines) * 5 // 6:]) + "\n")
+    result = run(model_dir, tmp_path, "tag", tmp_path / "train.conll", tmp_path / "dev.conll", epochs=6)
+    assert result.history[-1]["entity_f1"] >= 0.97, result.history
+
+
+def test_qa_learns_the_word_after_answer(model_dir, tmp_path):
+    rng = random.Random(4)
+    items = []
+    for _ in range(700):
+        words = [rng.choice(WORDS[:30]) for _ in range(rng.randint(8, 16))]
+        target = rng.choice(WORDS[30:])
+        at = rng.randint(0, len(words))
+        words[at:at] = ["answer", ":", target]
+        items.append((" ".join(words), "what is the answer ?", target))
+    train = squad_file(tmp_path / "train.json", items[:600])
+    dev = squad_file(tmp_path / "dev.json", items[600:])
+    result = run(model_dir, tmp_path, "qa", train, dev, epochs=8, max_length=48, doc_stride=16)
+    assert result.history[-1]["exact_match"] >= 0.95, result.history
+
+
+def test_frozen_encoder_trains_only_the_head(model_dir, tmp_path):
+    rng = random.Random(5)
+    rows = [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 100]
+    train = write_tsv(tmp_path / "train.tsv", rows)
+    result = run(model_dir, tmp_path, "classify", train, train, epochs=1, trainable_layers=0)
+    from minibert import BertForSequenceClassification
+    tuned = BertForSequenceClassification.from_pretrained(result.best_dir)
+    original = BertModel.from_pretrained(model_dir)
+    for k, v in original.params.items():
+        np.testing.assert_array_equal(tuned.params["bert." + k], v)      # the encoder did not move
+
+
+def test_cli_finetune_errors(model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("fine\tpos\nbroken line\n")
+    code = main(["finetune", "--model", str(model_dir), "--task", "classify", "--train", str(bad),
+                 "--eval", str(bad), "--output", str(tmp_path / "out"), "--quiet"])
+    assert code == 2 and "bad.tsv:2: expected 2" in capsys.readouterr().err
