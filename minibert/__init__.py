@@ -1,6 +1,7 @@
 """minibert: BERT in NumPy, every forward and backward pass by hand."""
 
-from .config import BertConfig
+from .config import BertConfig, DistilBertConfig
+from .distilbert import DistilBertForMaskedLM, DistilBertForSequenceClassification, DistilBertModel
 from .modeling import BertForPreTraining, BertForPreTrainingOutput, BertModel, BertModelOutput
 from .module import LoadReport, Module
 from .tasks import (BertForQuestionAnswering, BertForSequenceClassification,
@@ -11,5 +12,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BertConfig", "BertModel", "BertForPreTraining", "BertModelOutput",
     "BertForPreTrainingOutput", "LoadReport", "Module", "BertForSequenceClassification",
-    "BertForTokenClassification", "BertForQuestionAnswering", "TaskOutput",
+    "BertForTokenClassification", "BertForQuestionAnswering", "TaskOutput", "DistilBertConfig",
+    "DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
 ]

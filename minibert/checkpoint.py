@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import BertConfig
-
 logger = logging.getLogger("minibert")
 
 CONFIG_NAME = "config.json"
@@ -185,7 +183,7 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
     if model_type != cls.model_type:
         raise CheckpointError(f"{config_path} describes a {model_type!r} model, not {cls.model_type!r}: "
                               f"{cls.__name__} cannot load it")
-    config = BertConfig.from_json_file(config_path)
+    config = cls.config_class.from_json_file(config_path)
     model = cls(config, seed=seed, dtype=dtype, **model_kwargs)
 
     tensors, file_name = read_checkpoint_tensors(directory)

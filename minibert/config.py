@@ -1,4 +1,4 @@
-"""BertConfig: the model's hyper-parameters, with HuggingFace's field names.
+"""BertConfig and DistilBertConfig: the hyper-parameters, with HuggingFace's field names.
 
 A real `config.json` from the hub reads straight in (`BertConfig.from_json_file`), and
 what we write back is a `config.json` that `transformers` accepts. Fields we do not use
@@ -19,8 +19,50 @@ from typing import Any
 ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh")
 
 
+class JsonConfig:
+    """config.json in and out, for a dataclass of known fields plus `extra` for the rest."""
+
+    # ---- dict / json -------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "JsonConfig":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        extra = {k: v for k, v in d.items() if k not in known}
+        return cls(**kwargs, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out = dict(self.extra)
+        out.update(d)
+        return out
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> "JsonConfig":
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file not found: {path}") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path} must hold a JSON object, got {type(d).__name__}")
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json_string())
+
+
 @dataclass
-class BertConfig:
+class BertConfig(JsonConfig):
     vocab_size: int = 30522
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -72,40 +114,46 @@ class BertConfig:
                 f"BertConfig.pad_token_id ({self.pad_token_id}) is outside the vocabulary "
                 f"[0, {self.vocab_size})")
 
-    # ---- dict / json -------------------------------------------------------------------
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BertConfig":
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        extra = {k: v for k, v in d.items() if k not in known}
-        return cls(**kwargs, extra=extra)
+@dataclass
+class DistilBertConfig(JsonConfig):
+    """DistilBERT (Sanh et al. 2019): BERT's layer with other names, no segments, no pooler."""
+    vocab_size: int = 30522
+    max_position_embeddings: int = 512
+    sinusoidal_pos_embds: bool = False
+    n_layers: int = 6
+    n_heads: int = 12
+    dim: int = 768
+    hidden_dim: int = 3072
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation: str = "gelu"
+    initializer_range: float = 0.02
+    qa_dropout: float = 0.1
+    seq_classif_dropout: float = 0.2
+    pad_token_id: int = 0
+    model_type: str = "distilbert"
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        out = dict(self.extra)
-        out.update(d)
-        return out
+    def __post_init__(self):
+        self.validate()
 
-    @classmethod
-    def from_json_file(cls, path: str | os.PathLike) -> "BertConfig":
+    def validate(self) -> None:
+        self.as_bert_config()       # the shared layers' checks, under DistilBERT's names
+        if not isinstance(self.seq_classif_dropout, (int, float)) or not 0 <= self.seq_classif_dropout < 1:
+            raise ValueError(f"DistilBertConfig.seq_classif_dropout must be in [0, 1), got {self.seq_classif_dropout!r}")
+
+    def as_bert_config(self) -> BertConfig:
+        """The same model in BertConfig's terms, for the layers both share (LayerNorm eps 1e-12)."""
+        names = {"hidden_size": "dim", "num_hidden_layers": "n_layers", "num_attention_heads": "n_heads",
+                 "intermediate_size": "hidden_dim", "hidden_act": "activation",
+                 "hidden_dropout_prob": "dropout", "attention_probs_dropout_prob": "attention_dropout"}
         try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"config file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(d).__name__}")
-        try:
-            return cls.from_dict(d)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {e}") from None
-
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    def to_json_file(self, path: str | os.PathLike) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_json_string())
+            return BertConfig(vocab_size=self.vocab_size, max_position_embeddings=self.max_position_embeddings,
+                              type_vocab_size=1, layer_norm_eps=1e-12, initializer_range=self.initializer_range,
+                              pad_token_id=self.pad_token_id, **{b: getattr(self, d) for b, d in names.items()})
+        except ValueError as e:
+            message = str(e).replace("BertConfig.", "DistilBertConfig.")
+            for bert_name, distil_name in names.items():
+                message = message.replace(bert_name, distil_name)
+            raise ValueError(message) from None

@@ -23,11 +23,11 @@ from .layers import (dropout_backward, dropout_forward, layer_norm_backward, lay
 from .params import add_grads, subdict
 
 
-def add_norm_forward(h, residual, p, config, rng, training):
+def add_norm_forward(h, residual, p, config, rng, training, dropout_p):
     """LayerNorm(residual + dropout(h W^T + b)): the projection that closes each block.
     `p` holds `dense.*` and `LayerNorm.*` (HF `BertSelfOutput` / `BertOutput`)."""
     h, dense_cache = linear_forward(h, p["dense.weight"], p["dense.bias"])
-    h, drop_mask = dropout_forward(h, config.hidden_dropout_prob, rng, training)
+    h, drop_mask = dropout_forward(h, dropout_p, rng, training)
     y, ln_cache = layer_norm_forward(h + residual, p["LayerNorm.weight"], p["LayerNorm.bias"],
                                      config.layer_norm_eps)
     return y, (dense_cache, drop_mask, ln_cache)
@@ -44,17 +44,20 @@ def add_norm_backward(dy, cache):
     return dh, dsum, grads
 
 
-def encoder_layer_forward(x, mask_bias, p, config, rng, training):
-    """x: (B, T, C)  ->  y (B, T, C), attention probabilities (B, H, T, T)."""
+def encoder_layer_forward(x, mask_bias, p, config, rng, training, attention_output_dropout=True):
+    """x: (B, T, C)  ->  y (B, T, C), attention probabilities (B, H, T, T).
+    `attention_output_dropout=False` leaves out the dropout after the attention projection
+    (DistilBERT's layer, which is otherwise the same)."""
     act_forward, _ = ACT2FN[config.hidden_act]
+    p_drop = config.hidden_dropout_prob
     context, probs, att_cache = self_attention_forward(
         x, mask_bias, subdict(p, "attention.self."), config.num_attention_heads,
         config.attention_probs_dropout_prob, rng, training)
-    a, att_out_cache = add_norm_forward(context, x, subdict(p, "attention.output."),
-                                        config, rng, training)                      # (B, T, C)
+    a, att_out_cache = add_norm_forward(context, x, subdict(p, "attention.output."), config, rng,
+                                        training, p_drop if attention_output_dropout else 0.0)  # (B, T, C)
     h, inter_cache = linear_forward(a, p["intermediate.dense.weight"], p["intermediate.dense.bias"])
     h, act_cache = act_forward(h)                                                    # (B, T, I)
-    y, out_cache = add_norm_forward(h, a, subdict(p, "output."), config, rng, training)
+    y, out_cache = add_norm_forward(h, a, subdict(p, "output."), config, rng, training, p_drop)
     cache = (att_cache, att_out_cache, inter_cache, act_cache, out_cache, config)
     return y, probs, cache
 

@@ -41,6 +41,7 @@ class LoadReport:
 
 
 class Module:
+    config_class = BertConfig
     model_type = "bert"              # config.json's model_type this class loads
     base_model_prefix = "bert"       # the encoder's name inside models with heads
     # Names that a saved state dict may carry as copies of another parameter (tied weights):
@@ -48,8 +49,9 @@ class Module:
     tied_weights: dict[str, str] = {}
 
     def __init__(self, config: BertConfig, seed: int = 0, dtype=np.float32):
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"config must be a minibert.BertConfig, got {type(config).__name__}")
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"config must be a minibert.{self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")

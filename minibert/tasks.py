@@ -38,6 +38,29 @@ class TaskOutput:
     attentions: tuple | None = None
 
 
+def sequence_loss_forward(logits, labels):
+    """logits (B, K): cross-entropy over K classes, or the mean squared error when K = 1
+    (regression, HF's rule for num_labels == 1)."""
+    B, K = logits.shape
+    if K == 1:
+        labels = np.asarray(labels, dtype=logits.dtype).reshape(-1)
+        if labels.shape != (B,):
+            raise ValueError(f"labels has {labels.size} values for a batch of {B}")
+        diff = logits[:, 0] - labels                                                # (B,)
+        return float(np.mean(diff * diff)), ("mse", diff)
+    labels = check_labels(labels, (B,), K)
+    loss, cache = cross_entropy_forward(logits, labels)
+    return loss, ("ce", cache)
+
+
+def sequence_loss_backward(cache):
+    """d loss / d logits: 2 (y_hat - y) / B for MSE, softmax - onehot over B for cross-entropy."""
+    kind, c = cache
+    if kind == "mse":
+        return (2.0 / c.size) * c[:, None]                                          # (B, 1)
+    return cross_entropy_backward(c)                                                 # (B, K)
+
+
 class BertTaskModel(Module):
     """A BERT encoder under `bert.` with a linear head; subclasses say what the head reads."""
 
@@ -139,29 +162,15 @@ class BertForSequenceClassification(BertTaskModel):
                                             self.params["classifier.bias"])           # (B, K)
         loss = loss_cache = None
         if labels is not None:
-            B = input_ids.shape[0]
-            if self.num_labels == 1:                 # regression: mean squared error
-                labels = np.asarray(labels, dtype=self.dtype).reshape(-1)
-                if labels.shape != (B,):
-                    raise ValueError(f"labels has {labels.size} values for a batch of {B}")
-                diff = logits[:, 0] - labels
-                loss, loss_cache = float(np.mean(diff * diff)), ("mse", diff)
-            else:
-                labels = check_labels(labels, (B,), self.num_labels)
-                loss, ce_cache = cross_entropy_forward(logits, labels)
-                loss_cache = ("ce", ce_cache)
+            loss, loss_cache = sequence_loss_forward(logits, labels)
         self._cache = dict(loss=loss, loss_cache=loss_cache, head_cache=head_cache,
                            drop_mask=drop_mask, bert_cache=bert_cache, shape=out.last_hidden_state.shape)
         return TaskOutput(loss, logits, None, None, *self._outputs(out, output_hidden_states, output_attentions))
 
     def _backward(self, c):
-        kind, lc = c["loss_cache"]
-        if kind == "mse":
-            dlogits = (2.0 / lc.size) * lc[:, None]                                 # (B, 1)
-        else:
-            dlogits = cross_entropy_backward(lc)                                     # (B, K)
+        dlogits = sequence_loss_backward(c["loss_cache"])                            # (B, K)
         grads = {}
-        dh, g = linear_backward(dlogits.astype(self.dtype, copy=False), c["head_cache"])
+        dh, g = linear_backward(dlogits, c["head_cache"])
         add_grads(grads, "classifier.", g)
         d_pooled = dropout_backward(dh, c["drop_mask"])
         return self._finish_backward(grads, np.zeros(c["shape"], self.dtype), d_pooled, c["bert_cache"])

@@ -200,7 +200,7 @@ def test_add_norm(rng):
     cache = {}
 
     def fwd():
-        y, cache["c"] = add_norm_forward(h, residual, p, config, np.random.default_rng(5), True)
+        y, cache["c"] = add_norm_forward(h, residual, p, config, np.random.default_rng(5), True, 0.1)
         return y
 
     def bwd(dy):
