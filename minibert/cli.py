@@ -4,6 +4,8 @@
     minibert pretrain --resume --output runs/pretrain
     minibert fill-mask --model runs/pretrain/model "In the beginning God created the [MASK]."
     minibert finetune --model DIR --task {classify,pair,tag,qa} --train FILE --eval FILE
+    minibert info base                       # sizes, parameters per part, memory
+    minibert attention --model DIR "I love Korea" --output attention.png
 
 Bad input ends with a one-line error and exit status 2; nothing prints a NumPy traceback.
 """
@@ -191,6 +193,68 @@ def run_finetune(a) -> int:
     return 0
 
 
+# ---- info / attention ---------------------------------------------------------------------------
+
+def add_info_parser(sub):
+    from .presets import PRESETS
+    p = sub.add_parser("info", help="sizes and parameter counts of a named size or a checkpoint",
+                       description="Print layers, heads, sizes, parameters per part and memory for a "
+                                   f"named size ({', '.join(PRESETS)}) or a checkpoint directory.")
+    p.add_argument("model", help="a size name or a directory with config.json")
+    p.set_defaults(run=run_info)
+
+
+def run_info(a) -> int:
+    from .config import BertConfig
+    from .info import describe
+    from .presets import PRESETS, preset_config
+    try:
+        if a.model in PRESETS:
+            config = preset_config(a.model)
+        elif Path(a.model, "config.json").is_file():
+            config = BertConfig.from_json_file(Path(a.model, "config.json"))
+        else:
+            return _error(f"{a.model!r} is neither a size name ({', '.join(PRESETS)}) nor a directory "
+                          f"with config.json")
+    except (ValueError, FileNotFoundError) as e:
+        return _error(str(e))
+    print(describe(config, a.model))
+    return 0
+
+
+def add_attention_parser(sub):
+    p = sub.add_parser("attention", help="draw a sentence's attention maps, one per head, as a PNG",
+                       description="Draw the attention probabilities of every head of one layer for a "
+                                   "sentence (or a pair), tokens on both axes.")
+    p.add_argument("--model", required=True, help="checkpoint directory with a tokenizer")
+    p.add_argument("text", help="the sentence")
+    p.add_argument("--pair", default=None, help="an optional second sentence (segment B)")
+    p.add_argument("--layer", type=int, default=-1, help="which layer, 0-based; -1 the last (default)")
+    p.add_argument("--pad-to", type=int, default=None, help="pad to this many tokens to show the mask")
+    p.add_argument("--output", default="attention.png", help="the PNG to write (default: attention.png)")
+    p.set_defaults(run=run_attention)
+
+
+def run_attention(a) -> int:
+    from .checkpoint import CheckpointError
+    from .modeling import BertModel
+    if not Path(a.model).is_dir():
+        return _error(f"model directory not found: {a.model}")
+    try:
+        from .viz import plot_attention
+    except ImportError:
+        return _error("drawing needs matplotlib: pip install matplotlib")
+    try:
+        model = BertModel.from_pretrained(a.model)
+        if model.tokenizer is None:
+            return _error(f"{a.model} has no tokenizer files (tokenizer.json or vocab.txt)")
+        plot_attention(model, a.text, a.output, layer=a.layer, text_pair=a.pair, pad_to=a.pad_to)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        return _error(str(e))
+    print(f"wrote {a.output}")
+    return 0
+
+
 # ---- entry point ----------------------------------------------------------------------------
 
 def build_parser():
@@ -199,6 +263,8 @@ def build_parser():
     add_pretrain_parser(sub)
     add_fill_mask_parser(sub)
     add_finetune_parser(sub)
+    add_info_parser(sub)
+    add_attention_parser(sub)
     return parser
 
 
