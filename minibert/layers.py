@@ -39,19 +39,22 @@ def linear_backward(dy, cache):
 
 def layer_norm_forward(x, weight, bias, eps):
     """Normalise over the last axis (biased variance, as torch.nn.LayerNorm)."""
-    mean = x.mean(-1, keepdims=True)                       # (..., 1)
-    xc = x - mean
-    var = (xc * xc).mean(-1, keepdims=True)                # (..., 1)
+    xhat = x - x.mean(-1, keepdims=True)                   # (..., C), centred
+    var = np.square(xhat).mean(-1, keepdims=True)          # (..., 1)
     rstd = 1.0 / np.sqrt(var + eps)
-    xhat = xc * rstd                                       # (..., C)
-    return xhat * weight + bias, (xhat, rstd, weight)
+    xhat *= rstd                                           # normalised, in place
+    y = xhat * weight
+    y += bias
+    return y, (xhat, rstd, weight)
 
 
 def layer_norm_backward(dy, cache):
     """With g = dy * gamma:  dx = rstd (g - mean(g) - xhat mean(g xhat))."""
     xhat, rstd, weight = cache
     g = dy * weight
-    dx = rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+    dx = g - xhat * (g * xhat).mean(-1, keepdims=True)
+    dx -= g.mean(-1, keepdims=True)
+    dx *= rstd
     dy2 = dy.reshape(-1, dy.shape[-1])
     return dx, {"weight": (dy2 * xhat.reshape(dy2.shape)).sum(0), "bias": dy2.sum(0)}
 
@@ -99,12 +102,16 @@ def dropout_backward(dy, mask):
 # ---- Softmax over the last axis ---------------------------------------------------------------
 
 def softmax_forward(x):
-    """y_i = exp(x_i - max x) / sum_j exp(x_j - max x)   (shifting by the max avoids overflow)."""
-    e = np.exp(x - x.max(-1, keepdims=True))
-    y = e / e.sum(-1, keepdims=True)
+    """y_i = exp(x_i - max x) / sum_j exp(x_j - max x)   (shifting by the max avoids overflow).
+    One new array, then exp and the division in place."""
+    y = x - x.max(-1, keepdims=True)
+    np.exp(y, out=y)
+    y /= y.sum(-1, keepdims=True)
     return y, y
 
 
 def softmax_backward(dy, y):
-    """dx_i = y_i (dy_i - sum_j dy_j y_j)."""
-    return y * (dy - (dy * y).sum(-1, keepdims=True))
+    """dx_i = y_i (dy_i - sum_j dy_j y_j), computed as dy*y - y * sum(dy*y)."""
+    dx = dy * y
+    dx -= y * dx.sum(-1, keepdims=True)
+    return dx

@@ -40,6 +40,7 @@ class Adam:
         self.t = 0
         self.exp_avg = {k: np.zeros_like(p) for k, p in params.items()}
         self.exp_avg_sq = {k: np.zeros_like(p) for k, p in params.items()}
+        self._buffers = {}
 
     def decays(self, name: str) -> bool:
         return self.weight_decay > 0 and not any(nd in name for nd in self.no_decay)
@@ -66,11 +67,30 @@ class Adam:
             if decay and self.decoupled:
                 p *= 1.0 - lr * self.weight_decay                # decoupled: decay the weight itself
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            # The update below, with every temporary written into one reused scratch buffer:
+            #   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= step_size m / (sqrt(v) v_scale + eps)
+            tmp = self._scratch(p)
             m *= b1
-            m += (1.0 - b1) * g
+            np.multiply(g, 1.0 - b1, out=tmp)
+            m += tmp
             v *= b2
-            v += (1.0 - b2) * (g * g)
-            p -= step_size * m / (np.sqrt(v) * v_scale + self.eps)
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp *= v_scale
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p -= tmp
+
+    def _scratch(self, p):
+        """A view of a reused buffer shaped like `p` (one per dtype, as large as the largest)."""
+        buf = self._buffers.get(p.dtype)
+        if buf is None or buf.size < p.size:
+            largest = max(q.size for q in self.params.values() if q.dtype == p.dtype)
+            buf = self._buffers[p.dtype] = np.empty(largest, dtype=p.dtype)
+        return buf[:p.size].reshape(p.shape)
 
     # ---- saving and restoring ----------------------------------------------------------
 

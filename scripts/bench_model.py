@@ -1,0 +1,267 @@
+"""minibert against PyTorch (transformers, eager attention) on the same work, side by side.
+
+    python scripts/bench_model.py                           # all sizes, batch 8 and 32, seq 128
+    python scripts/bench_model.py --sizes tiny mini --batches 8 --repeats 5 --json out.json
+
+For each size and batch: identical random weights and inputs; outputs checked equal (float32
+tolerance) before anything is timed; then, interleaving the two implementations, warm-up
+excluded, several repetitions (best and median reported):
+  forward    encoder inference, tokens/s
+  train      a full pretraining step — forward, MLM + NSP loss, backward, AdamW update — with the
+             MLM vocabulary projection at the masked positions only, on both sides
+  train-full (tiny only) PyTorch's default BertForPreTraining step (full-vocabulary projection)
+             against minibert's masked-only step: what the masked-only projection buys
+Peak memory of a training step: the peak resident memory of a fresh process running it, minus
+that process's memory before the first step (same measure for both).  GFLOP/s counts the matrix
+products (2 m n k each; a training step is 3x the forward), against the float32 GEMM rate
+measured at the start of the run.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SIZES = {   # layers, hidden, heads
+    "tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8),
+    "minilm": (6, 384, 12), "base": (12, 768, 12),
+}
+VOCAB, SEQ, MASK_RATE = 30522, 128, 0.15
+
+
+def config_for(size):
+    from minibert import BertConfig
+    L, C, H = SIZES[size]
+    return BertConfig(vocab_size=VOCAB, hidden_size=C, num_hidden_layers=L, num_attention_heads=H,
+                      intermediate_size=4 * C, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def make_inputs(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, VOCAB, (batch, SEQ))
+    types = np.zeros_like(ids)
+    types[:, SEQ // 2:] = 1
+    labels = np.full_like(ids, -100)
+    chosen = rng.random(ids.shape) < MASK_RATE
+    labels[chosen] = ids[chosen]
+    return ids, np.ones_like(ids), types, labels, rng.integers(0, 2, batch)
+
+
+def twins(size):
+    """A minibert BertForPreTraining and a transformers one with the same weights."""
+    import torch
+    import transformers
+    from minibert import BertForPreTraining
+    config = config_for(size)
+    torch.manual_seed(0)
+    hf = transformers.BertForPreTraining(transformers.BertConfig(**config.to_dict(), attn_implementation="eager"))
+    ours = BertForPreTraining(config)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in hf.state_dict().items()})
+    return ours, hf
+
+
+def torch_masked_step(hf, opt, t_inputs, positions):
+    """Forward, MLM at the masked positions only + NSP, backward, AdamW: the same work as ours."""
+    import torch
+    ids, mask, types, labels, nsl = t_inputs
+    opt.zero_grad(set_to_none=True)
+    out = hf.bert(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    seq = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])[positions]
+    logits = hf.cls.predictions(seq)
+    nsp = hf.cls.seq_relationship(out.pooler_output)
+    loss = torch.nn.functional.cross_entropy(logits, labels.reshape(-1)[positions]) + \
+        torch.nn.functional.cross_entropy(nsp, nsl)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def torch_full_step(hf, opt, t_inputs):
+    ids, mask, types, labels, nsl = t_inputs
+    opt.zero_grad(set_to_none=True)
+    loss = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels,
+              next_sentence_label=nsl).loss
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def ours_step(ours, opt, inputs):
+    ids, mask, types, labels, nsl = inputs
+    out = ours(ids, mask, types, labels=labels, next_sentence_label=nsl, predict_masked_only=True)
+    opt.step(ours.backward())
+    return out.loss
+
+
+def matmul_flops(size, batch, train):
+    """2 m n k for every matrix product of a forward (x3 for forward + backward)."""
+    L, C, _ = SIZES[size]
+    tokens = batch * SEQ
+    per_layer = 2 * tokens * (4 * C * C + 2 * C * 4 * C) + 2 * 2 * batch * SEQ * SEQ * C
+    flops = L * per_layer
+    if train:
+        masked = int(tokens * MASK_RATE)
+        flops += 2 * masked * (C * C + C * VOCAB) + 2 * batch * C * (C + 2)
+        flops *= 3
+    return flops
+
+
+def gemm_rate():
+    """float32 GEMM GFLOP/s of this machine (NumPy's BLAS), best of a few 2048^3 products."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    a @ a
+    best = min(_time(lambda: a @ a) for _ in range(5))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _time(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def check_equal(ours, hf, inputs):
+    """The encoder's outputs agree (float32 tolerance) before anything is timed."""
+    import torch
+    ids, mask, types, labels, nsl = inputs
+    ours.eval()
+    hf.eval()
+    with torch.no_grad():
+        ref = hf.bert(torch.tensor(ids), torch.tensor(mask), torch.tensor(types)).last_hidden_state.numpy()
+    from minibert.modeling import bert_forward
+    out, _ = bert_forward(ours.params, "bert.", ours.config, ids, mask, types, None, False)
+    err = np.abs(out.last_hidden_state - ref).max() / np.abs(ref).max()
+    if err > 1e-4:
+        raise SystemExit(f"outputs differ (relative error {err:.2e}): refusing to time a wrong model")
+    return err
+
+
+def bench_pair(size, batch, repeats):
+    import torch
+    from minibert.optim import AdamW
+    ours, hf = twins(size)
+    inputs = make_inputs(batch)
+    t_inputs = [torch.tensor(x) for x in inputs]
+    err = check_equal(ours, hf, inputs)
+    rows = []
+    tokens = batch * SEQ
+    positions = torch.tensor(np.flatnonzero(inputs[3].reshape(-1) != -100))
+    from minibert.modeling import bert_forward
+
+    def ours_forward():
+        bert_forward(ours.params, "bert.", ours.config, inputs[0], inputs[1], inputs[2], None, False)
+
+    def torch_forward():
+        with torch.no_grad():
+            hf.bert(t_inputs[0], t_inputs[1], t_inputs[2])
+
+    ours.train()
+    hf.train()
+    our_opt = AdamW(ours.params, lr=1e-5)
+    torch_opt = torch.optim.AdamW(hf.parameters(), lr=1e-5, eps=1e-8, weight_decay=0.01)
+    work = [("forward", ours_forward, torch_forward, False),
+            ("train", lambda: ours_step(ours, our_opt, inputs),
+             lambda: torch_masked_step(hf, torch_opt, t_inputs, positions), True)]
+    if size == "tiny":
+        work.append(("train-full", lambda: ours_step(ours, our_opt, inputs),
+                     lambda: torch_full_step(hf, torch_opt, t_inputs), True))
+    for name, mine, theirs, train in work:
+        mine(), theirs()                                          # warm-up
+        ours_t, torch_t = [], []
+        for _ in range(repeats):                                  # interleaved
+            ours_t.append(_time(mine))
+            torch_t.append(_time(theirs))
+        rows.append({"size": size, "batch": batch, "work": name, "check_rel_err": float(err),
+                     "ours_tok_s_best": tokens / min(ours_t), "ours_tok_s_median": tokens / statistics.median(ours_t),
+                     "torch_tok_s_best": tokens / min(torch_t), "torch_tok_s_median": tokens / statistics.median(torch_t),
+                     "ratio_best": min(torch_t) / min(ours_t),
+                     "ratio_median": statistics.median(torch_t) / statistics.median(ours_t),
+                     "ours_gflops": matmul_flops(size, batch, train) / min(ours_t) / 1e9,
+                     "torch_gflops": matmul_flops(size, batch, train) / min(torch_t) / 1e9})
+    return rows
+
+
+def peak_memory_mib(impl, size, batch):
+    """Run one training step of `impl` in a fresh process; its peak RSS growth in MiB."""
+    code = f"""
+import resource, sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+import bench_model as b
+import torch
+torch.set_num_threads(2)
+from minibert.optim import AdamW
+ours, hf = b.twins({size!r})
+inputs = b.make_inputs({batch})
+if {impl!r} == "ours":
+    del hf
+    opt = AdamW(ours.params, lr=1e-5)
+    step = lambda: b.ours_step(ours, opt, inputs)
+else:
+    del ours
+    import numpy as np
+    t = [torch.tensor(x) for x in inputs]
+    positions = torch.tensor(np.flatnonzero(inputs[3].reshape(-1) != -100))
+    opt = torch.optim.AdamW(hf.parameters(), lr=1e-5)
+    step = lambda: b.torch_masked_step(hf, opt, t, positions)
+import gc; gc.collect()
+before = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20
+step(); step()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(peak - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[8, 32])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (NumPy's BLAS uses the cores)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--json", default=None, help="write the table to this JSON file too")
+    a = parser.parse_args()
+    import torch
+    torch.set_num_threads(a.threads)
+    rate = gemm_rate()
+    print(f"float32 GEMM rate of this machine (NumPy, 2048^3): {rate:.0f} GFLOP/s; "
+          f"PyTorch threads: {a.threads}; sequence {SEQ}, vocabulary {VOCAB}")
+    rows = []
+    for size in a.sizes:
+        for batch in a.batches:
+            new = bench_pair(size, batch, a.repeats)
+            if not a.no_memory:
+                mem = {impl: peak_memory_mib(impl, size, batch) for impl in ("ours", "torch")}
+                for r in new:
+                    r.update(ours_peak_mib=mem["ours"], torch_peak_mib=mem["torch"],
+                             memory_ratio=mem["ours"] / mem["torch"])
+            rows.extend(new)
+            for r in new:
+                print_row(r, rate)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"gemm_gflops": rate, "rows": rows}, f, indent=1)
+
+
+HEADER_DONE = []
+
+
+def print_row(r, rate):
+    if not HEADER_DONE:
+        print(f"{'size':<7}{'batch':>5}  {'work':<11}{'minibert tok/s':>15}{'torch tok/s':>13}"
+              f"{'ratio best':>11}{'median':>8}{'GFLOP/s ours':>13}{'% GEMM':>8}{'peak MiB ours/torch':>21}")
+        HEADER_DONE.append(True)
+    mem = f"{r['ours_peak_mib']:.0f}/{r['torch_peak_mib']:.0f}" if "ours_peak_mib" in r else "-"
+    print(f"{r['size']:<7}{r['batch']:>5}  {r['work']:<11}{r['ours_tok_s_best']:>15,.0f}{r['torch_tok_s_best']:>13,.0f}"
+          f"{r['ratio_best']:>11.2f}{r['ratio_median']:>8.2f}{r['ours_gflops']:>13.0f}"
+          f"{100 * r['ours_gflops'] / rate:>7.0f}%{mem:>21}")
+
+
+if __name__ == "__main__":
+    main()
