@@ -32,7 +32,7 @@ from .losses import cross_entropy_backward, cross_entropy_forward
 from .modeling import BertModelOutput
 from .module import Module
 from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
-from .tasks import TaskOutput, sequence_loss_backward, sequence_loss_forward
+from .tasks import TaskOutput, require_loss, sequence_loss_backward, sequence_loss_forward, task_output
 
 # DistilBERT's layer names -> the names BERT's layer functions read
 LAYER_NAMES = {
@@ -185,13 +185,10 @@ class DistilBertForMaskedLM(DistilBertModule):
             labels = check_labels(labels, input_ids.shape, self.config.vocab_size)
             loss, loss_cache = cross_entropy_forward(logits.reshape(-1, self.config.vocab_size), labels.reshape(-1))
         self._cache = dict(loss=loss, loss_cache=loss_cache, head_cache=head_cache, cache=cache, shape=logits.shape)
-        return TaskOutput(loss, logits, None, None, out.hidden_states if output_hidden_states else None,
-                          out.attentions if output_attentions else None)
+        return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
 
     def backward(self):
-        if self._cache is None or self._cache["loss"] is None:
-            raise RuntimeError("backward() needs a forward call with labels first")
-        c = self._cache
+        c = require_loss(self._cache)
         dlogits = cross_entropy_backward(c["loss_cache"]).reshape(c["shape"])
         dh, g, d_word_embeddings = mlm_head_backward(dlogits, c["head_cache"])
         names = {"transform.dense.": "vocab_transform.", "transform.LayerNorm.": "vocab_layer_norm.",
@@ -234,13 +231,10 @@ class DistilBertForSequenceClassification(DistilBertModule):
             loss, loss_cache = sequence_loss_forward(logits, labels)
         self._cache = dict(loss=loss, loss_cache=loss_cache, caches=(pre_cache, relu_cache, drop_mask, cls_cache),
                            cache=cache, shape=out.last_hidden_state.shape)
-        return TaskOutput(loss, logits, None, None, out.hidden_states if output_hidden_states else None,
-                          out.attentions if output_attentions else None)
+        return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
 
     def backward(self):
-        if self._cache is None or self._cache["loss"] is None:
-            raise RuntimeError("backward() needs a forward call with labels first")
-        c = self._cache
+        c = require_loss(self._cache)
         pre_cache, relu_cache, drop_mask, cls_cache = c["caches"]
         grads = {}
         dh, g = linear_backward(sequence_loss_backward(c["loss_cache"]), cls_cache)

@@ -61,6 +61,20 @@ def sequence_loss_backward(cache):
     return cross_entropy_backward(c)                                                 # (B, K)
 
 
+def task_output(loss, out, output_hidden_states, output_attentions, logits=None, start=None, end=None):
+    """A TaskOutput, with the hidden states and attentions only when asked for."""
+    return TaskOutput(loss, logits, start, end, out.hidden_states if output_hidden_states else None,
+                      out.attentions if output_attentions else None)
+
+
+def require_loss(cache):
+    """The cache of a forward that computed a loss, or a clear error."""
+    if cache is None or cache.get("loss") is None:
+        raise RuntimeError("backward() needs a forward call with labels first "
+                           "(there is no loss to differentiate)")
+    return cache
+
+
 class BertTaskModel(Module):
     """A BERT encoder under `bert.` with a linear head; subclasses say what the head reads."""
 
@@ -139,16 +153,9 @@ class BertTaskModel(Module):
         names = self.trainable_names()
         return {k: grads[k] if k in grads else np.zeros_like(self.params[k]) for k in names}
 
-    def _outputs(self, out, output_hidden_states, output_attentions):
-        return (out.hidden_states if output_hidden_states else None,
-                out.attentions if output_attentions else None)
-
     def backward(self):
         """Gradients of the last loss for the trainable parameters (all, unless `freeze`d)."""
-        if self._cache is None or self._cache.get("loss") is None:
-            raise RuntimeError("backward() needs a forward call with labels first "
-                               "(there is no loss to differentiate)")
-        return self._backward(self._cache)
+        return self._backward(require_loss(self._cache))
 
 
 class BertForSequenceClassification(BertTaskModel):
@@ -165,7 +172,7 @@ class BertForSequenceClassification(BertTaskModel):
             loss, loss_cache = sequence_loss_forward(logits, labels)
         self._cache = dict(loss=loss, loss_cache=loss_cache, head_cache=head_cache,
                            drop_mask=drop_mask, bert_cache=bert_cache, shape=out.last_hidden_state.shape)
-        return TaskOutput(loss, logits, None, None, *self._outputs(out, output_hidden_states, output_attentions))
+        return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
 
     def _backward(self, c):
         dlogits = sequence_loss_backward(c["loss_cache"])                            # (B, K)
@@ -193,7 +200,7 @@ class BertForTokenClassification(BertTaskModel):
             loss, loss_cache = cross_entropy_forward(logits.reshape(-1, self.num_labels), labels.reshape(-1))
         self._cache = dict(loss=loss, loss_cache=loss_cache, head_cache=head_cache,
                            drop_mask=drop_mask, bert_cache=bert_cache, shape=logits.shape)
-        return TaskOutput(loss, logits, None, None, *self._outputs(out, output_hidden_states, output_attentions))
+        return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
 
     def _backward(self, c):
         dlogits = cross_entropy_backward(c["loss_cache"]).reshape(c["shape"])        # (B, T, K)
@@ -239,8 +246,8 @@ class BertForQuestionAnswering(BertTaskModel):
             loss = (losses[0] + losses[1]) / 2
         self._cache = dict(loss=loss, loss_cache=caches, head_cache=head_cache, bert_cache=bert_cache,
                            shape=logits.shape)
-        return TaskOutput(loss, None, start_logits, end_logits,
-                          *self._outputs(out, output_hidden_states, output_attentions))
+        return task_output(loss, out, output_hidden_states, output_attentions, start=start_logits,
+                           end=end_logits)
 
     def _backward(self, c):
         d_start, d_end = (cross_entropy_backward(lc, 0.5) for lc in c["loss_cache"])

@@ -22,6 +22,18 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, axes, title, png_path):
+    """Grid and legend on every panel, the title, then write the PNG and free the figure."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return Path(png_path)
+
+
 def read_metrics(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
@@ -47,14 +59,7 @@ def plot_training_curve(metrics_path, png_path, title="minibert pretraining"):
                        label="most-frequent-token baseline")
     ax_loss.set(xlabel="step", ylabel="loss", title="loss")
     ax_acc.set(xlabel="step", ylabel="accuracy", title="accuracy", ylim=(0, 1))
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
-    return Path(png_path)
+    return _save(plt, fig, (ax_loss, ax_acc), title, png_path)
 
 
 def plot_finetune_curve(metrics_path, png_path, title="minibert fine-tuning"):
@@ -70,14 +75,7 @@ def plot_finetune_curve(metrics_path, png_path, title="minibert fine-tuning"):
         ax_eval.plot([r["epoch"] for r in held], [r[key] for r in held], "o-", label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss")
     ax_eval.set(xlabel="epoch", ylabel="score", title="evaluation", ylim=(0, 1))
-    for ax in (ax_loss, ax_eval):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
-    return Path(png_path)
+    return _save(plt, fig, (ax_loss, ax_eval), title, png_path)
 
 
 def plot_attention(model, text, png_path, layer=-1, text_pair=None, pad_to=None):
@@ -130,10 +128,6 @@ def plot_embeddings_pca(embeddings, labels, png_path, title="sentence embeddings
     for value in sorted(set(labels.tolist()), key=str):
         chosen = labels == value
         ax.scatter(points[chosen, 0], points[chosen, 1], s=12, alpha=0.7, label=str(value))
-    ax.set(xlabel="first principal component", ylabel="second principal component", title=title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
+    ax.set(xlabel="first principal component", ylabel="second principal component")
+    _save(plt, fig, (ax,), title, png_path)
     return points

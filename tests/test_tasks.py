@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from helpers import B, V, assert_grad_matches, rel_err, tiny_config
-from test_against_transformers import TOL, batch, hf_twin, to_torch
+from helpers import B, assert_grad_matches, rel_err, tiny_config
+from test_against_transformers import TOL, batch, to_torch
 
 from minibert import (BertForQuestionAnswering, BertForSequenceClassification,
                       BertForTokenClassification, BertModel)
@@ -159,4 +159,3 @@ def test_save_and_load_task_checkpoints(tmp_path):
     assert qa.params["qa_outputs.weight"].shape == (2, config.hidden_size)
     with pytest.raises(ValueError, match="num_labels must be a positive integer"):
         BertForSequenceClassification(config, num_labels=0)
-    assert V == config.vocab_size
