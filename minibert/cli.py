@@ -205,14 +205,21 @@ def add_info_parser(sub):
 
 
 def run_info(a) -> int:
-    from .config import BertConfig
+    import json
+
+    from .config import BertConfig, DistilBertConfig
     from .info import describe
     from .presets import PRESETS, preset_config
     try:
         if a.model in PRESETS:
             config = preset_config(a.model)
         elif Path(a.model, "config.json").is_file():
-            config = BertConfig.from_json_file(Path(a.model, "config.json"))
+            path = Path(a.model, "config.json")
+            kind = json.loads(path.read_text()).get("model_type", "bert")
+            config_class = {"bert": BertConfig, "distilbert": DistilBertConfig}.get(kind)
+            if config_class is None:
+                return _error(f"{path} describes a {kind!r} model; minibert knows bert and distilbert")
+            config = config_class.from_json_file(path)
         else:
             return _error(f"{a.model!r} is neither a size name ({', '.join(PRESETS)}) nor a directory "
                           f"with config.json")

@@ -15,25 +15,36 @@ sequence length).
 
 from __future__ import annotations
 
-from .config import BertConfig
+from .config import DistilBertConfig
 
 
-def parameter_counts(config: BertConfig, heads: bool = True) -> dict[str, int]:
+def parameter_counts(config, heads: bool = True) -> dict[str, int]:
+    """Parts of BertForPreTraining, or of DistilBertForMaskedLM for a DistilBertConfig (no segment
+    embeddings, no pooler, no NSP head)."""
+    distil = isinstance(config, DistilBertConfig)
+    if distil:
+        config = config.as_bert_config()
     C, I, V = config.hidden_size, config.intermediate_size, config.vocab_size
     layer = 4 * (C * C + C) + 2 * C + (C * I + I) + (I * C + C) + 2 * C
+    segments = 0 if distil else config.type_vocab_size * C
     counts = {
-        "embeddings": V * C + config.max_position_embeddings * C + config.type_vocab_size * C + 2 * C,
+        "embeddings": V * C + config.max_position_embeddings * C + segments + 2 * C,
         f"encoder ({config.num_hidden_layers} layers x {layer:,})": config.num_hidden_layers * layer,
-        "pooler": C * C + C,
     }
+    if not distil:
+        counts["pooler"] = C * C + C
     if heads:
         counts["MLM head (decoder tied)"] = C * C + C + 2 * C + V
-        counts["NSP head"] = 2 * C + 2
+        if not distil:
+            counts["NSP head"] = 2 * C + 2
     return counts
 
 
-def describe(config: BertConfig, name: str) -> str:
+def describe(config, name: str) -> str:
+    model = "DistilBertForMaskedLM" if isinstance(config, DistilBertConfig) else "BertForPreTraining"
     counts = parameter_counts(config)
+    if isinstance(config, DistilBertConfig):
+        config = config.as_bert_config()
     total = sum(counts.values())
     gib = 1024 ** 3
     lines = [
@@ -41,7 +52,7 @@ def describe(config: BertConfig, name: str) -> str:
         f"{config.head_size}, hidden {config.hidden_size}, FFN {config.intermediate_size}, "
         f"vocabulary {config.vocab_size}, {config.max_position_embeddings} positions, "
         f"activation {config.hidden_act}",
-        "parameters (BertForPreTraining):",
+        f"parameters ({model}):",
     ]
     width = max(len(k) for k in counts)
     for part, n in counts.items():

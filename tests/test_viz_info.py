@@ -88,5 +88,12 @@ def test_presets_and_info_cli(capsys, tmp_path):
     tiny_config().to_json_file(tmp_path / "config.json")
     assert main(["info", str(tmp_path)]) == 0 and "2 layers, 3 heads of 4" in capsys.readouterr().out
     assert main(["info", "huge"]) == 2 and "neither a size name" in capsys.readouterr().err
+    from minibert import DistilBertConfig, DistilBertForMaskedLM
+    distil = DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    DistilBertForMaskedLM(distil).save_pretrained(tmp_path / "distil")
+    assert main(["info", str(tmp_path / "distil")]) == 0
+    total = sum(parameter_counts(distil).values())
+    assert total == DistilBertForMaskedLM(distil).num_parameters()
+    assert f"{total:,}" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown model size 'huge'"):
         preset_config("huge")
