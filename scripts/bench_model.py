@@ -11,8 +11,8 @@ excluded, several repetitions (best and median reported):
              MLM vocabulary projection at the masked positions only, on both sides
   train-full (tiny only) PyTorch's default BertForPreTraining step (full-vocabulary projection)
              against minibert's masked-only step: what the masked-only projection buys
-Peak memory of a training step: the peak resident memory of a fresh process running it, minus
-that process's memory before the first step (same measure for both).  GFLOP/s counts the matrix
+Peak memory of a training step: in a fresh process per implementation, the growth of the resident
+high-water mark (VmHWM, reset just before) over two steps (the same measure for both).  GFLOP/s counts the matrix
 products (2 m n k each; a training step is 3x the forward), against the float32 GEMM rate
 measured at the start of the run.
 """
@@ -189,7 +189,7 @@ def bench_pair(size, batch, repeats):
 def peak_memory_mib(impl, size, batch):
     """Run one training step of `impl` in a fresh process; its peak RSS growth in MiB."""
     code = f"""
-import resource, sys
+import sys
 sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
 import bench_model as b
 import torch
@@ -209,10 +209,14 @@ else:
     opt = torch.optim.AdamW(hf.parameters(), lr=1e-5)
     step = lambda: b.torch_masked_step(hf, opt, t, positions)
 import gc; gc.collect()
-before = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+open('/proc/self/clear_refs', 'w').write('5')     # reset the high-water mark to the current RSS
+before = status('VmRSS:')
 step(); step()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(peak - before)
+print(status('VmHWM:') - before)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
