@@ -54,21 +54,30 @@ def normal_cdf_float32(x):
     return cdf, gauss
 
 
-def gelu_forward(x):
-    """y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))."""
+def normal_cdf(x):
+    """Phi(x) and exp(-x^2 / 2): fast for float32, exact (scipy's erf) for float64, where it
+    matches torch's exact GELU to the last digits."""
     if x.dtype == np.float32:
-        cdf, gauss = normal_cdf_float32(x)
-    else:
-        cdf, gauss = 0.5 * (1.0 + erf(x * SQRT_HALF)), None   # exact, matches torch in float64
-    return x * cdf, (x, cdf, gauss)
+        return normal_cdf_float32(x)
+    return 0.5 * (1.0 + erf(x * SQRT_HALF)), np.exp(-0.5 * x * x)
 
 
-def gelu_backward(dy, cache):
+def gelu_forward(x):
+    """y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).  Only x is kept for the backward, which
+    recomputes Phi: two arrays of (B, T, I) held per layer (x here, y for the next linear), as
+    torch holds, instead of four."""
+    cdf, _ = normal_cdf(x)
+    return x * cdf, x
+
+
+def gelu_backward(dy, x):
     """dy/dx = Phi(x) + x phi(x), with phi(x) = exp(-x^2 / 2) / sqrt(2 pi) the normal density."""
-    x, cdf, gauss = cache
-    if gauss is None:
-        gauss = np.exp(-0.5 * x * x)
-    return dy * (cdf + INV_SQRT_2PI * x * gauss)
+    cdf, gauss = normal_cdf(x)
+    gauss *= INV_SQRT_2PI
+    gauss *= x
+    gauss += cdf
+    gauss *= dy
+    return gauss
 
 
 def gelu_new_forward(x):
