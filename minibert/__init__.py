@@ -1,5 +1,9 @@
 """minibert: BERT in NumPy, every forward and backward pass by hand."""
 
+from .memory import keep_freed_memory_for_reuse
+
+keep_freed_memory_for_reuse()        # see minibert/memory.py: large temporaries reuse memory
+
 from .config import BertConfig, DistilBertConfig
 from .distilbert import DistilBertForMaskedLM, DistilBertForSequenceClassification, DistilBertModel
 from .modeling import BertForPreTraining, BertForPreTrainingOutput, BertModel, BertModelOutput

@@ -199,3 +199,15 @@ def test_predicting_only_masked_positions_gives_the_same_loss_and_gradients():
         np.testing.assert_allclose(masked_grads[k], full_grads[k], rtol=1e-9, atol=1e-15, err_msg=k)
     with pytest.raises(ValueError, match="needs labels"):
         model(ids, predict_masked_only=True)
+
+
+def test_malloc_setting_is_applied_and_can_be_turned_off():
+    import os
+    import subprocess
+    import sys
+    code = "import minibert.memory as m; print(m.keep_freed_memory_for_reuse())"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MINIBERT_NO_MALLOPT": "1"})
+    assert on.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
+    assert off.stdout.strip() == "False"
