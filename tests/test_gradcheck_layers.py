@@ -319,3 +319,18 @@ def test_mlm_head(rng):
         return {"h": dh, "word_embeddings": dwe, **g}
 
     check_layer(fwd, bwd, {"h": h, "word_embeddings": word_embeddings, **p}, rng)
+
+
+@pytest.mark.parametrize("num_labels", [1, 4], ids=["mse", "cross-entropy"])
+def test_sequence_classification_loss(rng, num_labels):
+    from minibert.tasks import sequence_loss_backward, sequence_loss_forward
+    logits = randn(rng, 6, num_labels)
+    labels = rng.standard_normal(6) if num_labels == 1 else rng.integers(0, num_labels, 6)
+    cache = {}
+
+    def loss():
+        value, cache["c"] = sequence_loss_forward(logits, labels)
+        return value
+
+    loss()
+    assert_grad_matches(sequence_loss_backward(cache["c"]), loss, logits, "logits")
