@@ -97,7 +97,7 @@ class Task:
 
     def batch(self, features):
         if self.args.task == "tag":
-            b = pad_batch(features, self.tokenizer.pad_token_id, label_key="labels_per_token")
+            b = pad_batch(features, self.tokenizer.pad_token_id, token_labels=True)
             return dict(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
         b = pad_batch(features, self.tokenizer.pad_token_id)
         inputs = dict(input_ids=b["input_ids"], attention_mask=b["attention_mask"],

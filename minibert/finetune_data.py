@@ -180,14 +180,15 @@ def encode_squad(tokenizer, examples, max_length=384, doc_stride=128):
     return features
 
 
-def pad_batch(features, pad_id=0, keys=("input_ids",), label_key=None):
-    """Pad to the batch's longest sequence (dynamic padding), as int64 arrays."""
+def pad_batch(features, pad_id=0, token_labels=False):
+    """Pad to the batch's longest sequence (dynamic padding), as int64 arrays; with
+    `token_labels`, also the per-token `labels` (-100 on padding)."""
     B = len(features)
     T = max(len(f["input_ids"]) for f in features)
     out = {"input_ids": np.full((B, T), pad_id, dtype=np.int64),
            "token_type_ids": np.zeros((B, T), dtype=np.int64),
            "attention_mask": np.zeros((B, T), dtype=np.int64)}
-    if label_key == "labels_per_token":
+    if token_labels:
         out["labels"] = np.full((B, T), -100, dtype=np.int64)
     for i, f in enumerate(features):
         n = len(f["input_ids"])
@@ -195,6 +196,6 @@ def pad_batch(features, pad_id=0, keys=("input_ids",), label_key=None):
         out["attention_mask"][i, :n] = 1
         if "token_type_ids" in f:
             out["token_type_ids"][i, :n] = f["token_type_ids"]
-        if label_key == "labels_per_token":
+        if token_labels:
             out["labels"][i, :n] = f["labels"]
     return out
