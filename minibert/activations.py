@@ -15,6 +15,8 @@ import math
 import numpy as np
 from scipy.special import erf
 
+from .parallel import for_each_row_block, rows
+
 SQRT_HALF = math.sqrt(0.5)                 # 1 / sqrt(2)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -69,19 +71,31 @@ def normal_cdf(x):
 def gelu_forward(x):
     """y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).  Only x is kept for the backward, which
     recomputes Phi: two arrays of (B, T, I) held per layer (x here, y for the next linear), as
-    torch holds, instead of four."""
+    torch holds, instead of four.  Computed a block of rows at a time on every core (parallel.py);
+    for one block it is simply  y = x * normal_cdf(x)."""
+    y = np.empty_like(x)
+    for_each_row_block(_gelu_block, rows(y), rows(x))
+    return y, x
+
+
+def _gelu_block(y, x):
     cdf, _ = normal_cdf(x)
-    return x * cdf, x
+    np.multiply(x, cdf, out=y)
 
 
 def gelu_backward(dy, x):
     """dy/dx = Phi(x) + x phi(x), with phi(x) = exp(-x^2 / 2) / sqrt(2 pi) the normal density."""
+    dx = np.empty_like(x)
+    for_each_row_block(_gelu_grad_block, rows(dx), rows(dy), rows(x))
+    return dx
+
+
+def _gelu_grad_block(dx, dy, x):
     cdf, gauss = normal_cdf(x)
     gauss *= INV_SQRT_2PI
     gauss *= x
-    gauss += cdf
-    gauss *= dy
-    return gauss
+    gauss += cdf                      # Phi(x) + x phi(x)
+    np.multiply(gauss, dy, out=dx)
 
 
 def gelu_new_forward(x):

@@ -11,6 +11,8 @@ Weights use HuggingFace's layouts: a Linear weight is (out, in) and is applied a
 
 import numpy as np
 
+from .parallel import for_each_row_block, rows
+
 
 # ---- Linear: y = x W^T + b ------------------------------------------------------------------
 
@@ -38,25 +40,44 @@ def linear_backward(dy, cache):
 # ---- LayerNorm: y = (x - mean) / sqrt(var + eps) * gamma + beta -------------------------------
 
 def layer_norm_forward(x, weight, bias, eps):
-    """Normalise over the last axis (biased variance, as torch.nn.LayerNorm)."""
-    xhat = x - x.mean(-1, keepdims=True)                   # (..., C), centred
-    var = np.square(xhat).mean(-1, keepdims=True)          # (..., 1)
-    rstd = 1.0 / np.sqrt(var + eps)
-    xhat *= rstd                                           # normalised, in place
-    y = xhat * weight
-    y += bias
+    """Normalise over the last axis (biased variance, as torch.nn.LayerNorm).
+    Runs a block of rows at a time on every core; one block is `_layer_norm_block`."""
+    y, xhat = np.empty_like(x), np.empty_like(x)
+    rstd = np.empty((*x.shape[:-1], 1), dtype=x.dtype)
+    for_each_row_block(lambda *blocks: _layer_norm_block(*blocks, weight, bias, eps),
+                       rows(y), rows(xhat), rows(rstd), rows(x))
     return y, (xhat, rstd, weight)
 
 
+def _layer_norm_block(y, xhat, rstd, x, weight, bias, eps):
+    np.subtract(x, x.mean(-1, keepdims=True), out=xhat)    # centred
+    np.square(xhat, out=y)                                 # y as scratch: (x - mean)^2
+    np.add(y.mean(-1, keepdims=True), eps, out=rstd)       # var + eps
+    np.sqrt(rstd, out=rstd)
+    np.reciprocal(rstd, out=rstd)                          # 1 / sqrt(var + eps)
+    xhat *= rstd                                           # normalised
+    np.multiply(xhat, weight, out=y)
+    y += bias
+
+
 def layer_norm_backward(dy, cache):
-    """With g = dy * gamma:  dx = rstd (g - mean(g) - xhat mean(g xhat))."""
+    """With g = dy * gamma:  dx = rstd (g - mean(g) - xhat mean(g xhat));
+    dgamma = sum over rows of dy xhat, dbeta = sum over rows of dy."""
     xhat, rstd, weight = cache
+    dx = np.empty_like(xhat)
+    for_each_row_block(lambda *blocks: _layer_norm_grad_block(*blocks, weight),
+                       rows(dx), rows(dy), rows(xhat), rows(rstd))
+    dy2 = rows(dy)
+    return dx, {"weight": np.einsum("nc,nc->c", dy2, rows(xhat)), "bias": dy2.sum(0)}
+
+
+def _layer_norm_grad_block(dx, dy, xhat, rstd, weight):
     g = dy * weight
-    dx = g - xhat * (g * xhat).mean(-1, keepdims=True)
+    np.multiply(g, xhat, out=dx)                           # dx as scratch: g xhat
+    np.multiply(xhat, dx.mean(-1, keepdims=True), out=dx)
+    np.subtract(g, dx, out=dx)
     dx -= g.mean(-1, keepdims=True)
     dx *= rstd
-    dy2 = dy.reshape(-1, dy.shape[-1])
-    return dx, {"weight": (dy2 * xhat.reshape(dy2.shape)).sum(0), "bias": dy2.sum(0)}
 
 
 # ---- Embedding lookup: y = W[ids] -----------------------------------------------------------
@@ -103,15 +124,25 @@ def dropout_backward(dy, mask):
 
 def softmax_forward(x):
     """y_i = exp(x_i - max x) / sum_j exp(x_j - max x)   (shifting by the max avoids overflow).
-    One new array, then exp and the division in place."""
-    y = x - x.max(-1, keepdims=True)
+    A block of rows at a time on every core; one block is `_softmax_block`."""
+    y = np.empty_like(x)
+    for_each_row_block(_softmax_block, rows(y), rows(x))
+    return y, y
+
+
+def _softmax_block(y, x):
+    np.subtract(x, x.max(-1, keepdims=True), out=y)
     np.exp(y, out=y)
     y /= y.sum(-1, keepdims=True)
-    return y, y
 
 
 def softmax_backward(dy, y):
     """dx_i = y_i (dy_i - sum_j dy_j y_j), computed as dy*y - y * sum(dy*y)."""
-    dx = dy * y
-    dx -= y * dx.sum(-1, keepdims=True)
+    dx = np.empty_like(y)
+    for_each_row_block(_softmax_grad_block, rows(dx), rows(dy), rows(y))
     return dx
+
+
+def _softmax_grad_block(dx, dy, y):
+    np.multiply(dy, y, out=dx)
+    dx -= y * dx.sum(-1, keepdims=True)

@@ -18,8 +18,11 @@ in BERT).  State is keyed by parameter name, so it can be saved and restored wit
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
+
+from .parallel import for_each_row_block, rows
 
 NO_DECAY = ("bias", "LayerNorm.weight")
 
@@ -64,25 +67,11 @@ class Adam:
             decay = self.decays(name)
             if decay and not self.decoupled:
                 g = g + self.weight_decay * p                    # L2: decay through the moments
-            if decay and self.decoupled:
-                p *= 1.0 - lr * self.weight_decay                # decoupled: decay the weight itself
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            # The update below, with every temporary written into one reused scratch buffer:
-            #   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= step_size m / (sqrt(v) v_scale + eps)
-            tmp = self._scratch(p)
-            m *= b1
-            np.multiply(g, 1.0 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
-            v += tmp
-            np.sqrt(v, out=tmp)
-            tmp *= v_scale
-            tmp += self.eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p -= tmp
+            wd = lr * self.weight_decay if decay and self.decoupled else 0.0
+            update = partial(_adam_update, b1=b1, b2=b2, eps=self.eps, step_size=step_size,
+                             v_scale=v_scale, decoupled_decay=wd)
+            for_each_row_block(update, rows(p), rows(g), rows(self.exp_avg[name]),
+                               rows(self.exp_avg_sq[name]), rows(self._scratch(p)))
 
     def _scratch(self, p):
         """A view of a reused buffer shaped like `p` (one per dtype, as large as the largest)."""
@@ -125,6 +114,27 @@ class Adam:
         for k in self.params:
             np.copyto(self.exp_avg[k], state["exp_avg"][k])
             np.copyto(self.exp_avg_sq[k], state["exp_avg_sq"][k])
+
+
+def _adam_update(p, g, m, v, tmp, b1, b2, eps, step_size, v_scale, decoupled_decay):
+    """One block of the update, every temporary written into the reused scratch `tmp`:
+        p *= 1 - lr wd  (AdamW);  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+        p -= step_size m / (sqrt(v) v_scale + eps)"""
+    if decoupled_decay:
+        p *= 1.0 - decoupled_decay                   # decoupled: decay the weight itself
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp *= v_scale
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= step_size
+    p -= tmp
 
 
 class AdamW(Adam):

@@ -1,0 +1,75 @@
+"""Elementwise work on every core, one block of rows at a time.
+
+The matrix products of BERT already run on every core (BLAS is multi-threaded).  Everything
+between them -- GELU, softmax, LayerNorm, the loss -- is a chain of NumPy ufuncs, and NumPy runs
+each ufunc on one core, over the whole array, before the next one starts.  At BERT-base size a
+GELU input is 50 MB: each of its ~20 ufuncs streams 50 MB through memory.  Two changes make that
+work 2-3x faster on 2 cores, without changing a single number:
+
+  1. blocks: cut the rows into blocks of about 1 MiB and run the whole chain of ufuncs on one
+     block before going on to the next, so that the block's temporaries stay in the core's cache;
+  2. threads: NumPy lets go of the GIL inside a ufunc, so blocks handed to a pool of threads run
+     on all the cores at once.
+
+Each row goes through the same operations in the same order as it would over the whole array, so
+the results are bitwise identical to the plain version (a test checks this).  The plain version
+of each layer stays readable: the layer's math is a function of one block, and
+
+    for_each_row_block(fn, out, x)      does      fn(out, x)
+
+only faster.  MINIBERT_NUM_THREADS sets the number of threads (default: the cores this process may
+run on); 1 keeps the blocks and drops the threads.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+BLOCK_BYTES = 1 << 20          # about a megabyte of the first array per block: fits in L2
+
+
+def _num_threads():
+    env = os.environ.get("MINIBERT_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:               # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+NUM_THREADS = _num_threads()
+_pool = None
+
+
+def _get_pool():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(NUM_THREADS, thread_name_prefix="minibert")
+    return _pool
+
+
+def for_each_row_block(fn, *arrays):
+    """Call fn(*blocks) on consecutive blocks of rows (axis 0) of `arrays`, which all have the same
+    number of rows; the blocks run on a pool of threads.  `fn` must only write into its own blocks
+    (typically the first array is the output).  Returns nothing: results are written in place.
+    """
+    n = arrays[0].shape[0]
+    if any(a.shape[0] != n for a in arrays):
+        raise ValueError(f"row counts differ: {[a.shape[0] for a in arrays]}")
+    row_bytes = max(1, arrays[0].nbytes // max(n, 1))
+    rows = max(1, BLOCK_BYTES // row_bytes)
+    starts = range(0, n, rows)
+    if len(starts) <= 1:
+        fn(*arrays)
+        return
+    if NUM_THREADS == 1:
+        for i in starts:
+            fn(*(a[i:i + rows] for a in arrays))
+        return
+    # list() waits for every block and re-raises the first exception a block raised
+    list(_get_pool().map(lambda i: fn(*(a[i:i + rows] for a in arrays)), starts))
+
+
+def rows(a):
+    """a viewed as a 2-D array of rows: (..., n) -> (N, n).  A vector is one row."""
+    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
