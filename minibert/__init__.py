@@ -1,8 +1,9 @@
 """minibert: BERT in NumPy, every forward and backward pass by hand."""
 
-from .memory import keep_freed_memory_for_reuse
+from .runtime import keep_freed_memory_for_reuse, short_blas_spin
 
-keep_freed_memory_for_reuse()        # see minibert/memory.py: large temporaries reuse memory
+short_blas_spin()                    # see minibert/runtime.py: before NumPy is first imported
+keep_freed_memory_for_reuse()        # large temporaries reuse memory
 
 from .config import BertConfig, DistilBertConfig
 from .distilbert import DistilBertForMaskedLM, DistilBertForSequenceClassification, DistilBertModel

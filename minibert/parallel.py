@@ -50,24 +50,31 @@ def _get_pool():
 
 def for_each_row_block(fn, *arrays):
     """Call fn(*blocks) on consecutive blocks of rows (axis 0) of `arrays`, which all have the same
-    number of rows; the blocks run on a pool of threads.  `fn` must only write into its own blocks
-    (typically the first array is the output).  Returns nothing: results are written in place.
+    number of rows.  The rows are split into one contiguous span per thread; each thread walks its
+    span a block at a time (the calling thread takes the last span, so one call costs only
+    NUM_THREADS - 1 hand-offs).  `fn` must only write into its own blocks (typically the first
+    array is the output).  Returns nothing: results are written in place.
     """
     n = arrays[0].shape[0]
     if any(a.shape[0] != n for a in arrays):
         raise ValueError(f"row counts differ: {[a.shape[0] for a in arrays]}")
     row_bytes = max(1, arrays[0].nbytes // max(n, 1))
-    rows = max(1, BLOCK_BYTES // row_bytes)
-    starts = range(0, n, rows)
-    if len(starts) <= 1:
+    rows = max(1, BLOCK_BYTES // row_bytes)                  # rows per block
+    n_blocks = -(-n // rows)
+    if n_blocks <= 1:
         fn(*arrays)
         return
-    if NUM_THREADS == 1:
-        for i in starts:
-            fn(*(a[i:i + rows] for a in arrays))
-        return
-    # list() waits for every block and re-raises the first exception a block raised
-    list(_get_pool().map(lambda i: fn(*(a[i:i + rows] for a in arrays)), starts))
+
+    def walk(lo, hi):
+        for i in range(lo, hi, rows):
+            fn(*(a[i:min(i + rows, hi)] for a in arrays))
+
+    threads = min(NUM_THREADS, n_blocks)
+    bounds = [min(n, rows * (n_blocks * t // threads)) for t in range(threads + 1)]   # whole blocks each
+    others = [_get_pool().submit(walk, bounds[t], bounds[t + 1]) for t in range(threads - 1)]
+    walk(bounds[-2], bounds[-1])
+    for f in others:
+        f.result()                          # waits, and re-raises what a block raised
 
 
 def rows(a):

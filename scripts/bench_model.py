@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+import minibert  # noqa: F401  (before NumPy: minibert/runtime.py shortens OpenBLAS's idle spin)
 import numpy as np
 
 SIZES = {   # layers, hidden, heads
@@ -125,6 +126,14 @@ def _time(fn):
     return time.perf_counter() - t
 
 
+def _time_warm(fn):
+    """Run fn once untimed, then time it.  Both libraries leave worker threads busy-waiting for a
+    while after they finish (OpenBLAS's threads, PyTorch's OpenMP threads): the untimed run takes
+    the cores back from the other side, so that neither is timed on cores the other still spins."""
+    fn()
+    return _time(fn)
+
+
 def check_equal(ours, hf, inputs):
     """The encoder's outputs agree (float32 tolerance) before anything is timed."""
     import torch
@@ -174,8 +183,8 @@ def bench_pair(size, batch, repeats):
         mine(), theirs()                                          # warm-up
         ours_t, torch_t = [], []
         for _ in range(repeats):                                  # interleaved
-            ours_t.append(_time(mine))
-            torch_t.append(_time(theirs))
+            ours_t.append(_time_warm(mine))
+            torch_t.append(_time_warm(theirs))
         rows.append({"size": size, "batch": batch, "work": name, "check_rel_err": float(err),
                      "ours_tok_s_best": tokens / min(ours_t), "ours_tok_s_median": tokens / statistics.median(ours_t),
                      "torch_tok_s_best": tokens / min(torch_t), "torch_tok_s_median": tokens / statistics.median(torch_t),

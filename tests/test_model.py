@@ -205,9 +205,25 @@ def test_malloc_setting_is_applied_and_can_be_turned_off():
     import os
     import subprocess
     import sys
-    code = "import minibert.memory as m; print(m.keep_freed_memory_for_reuse())"
+    code = "import minibert.runtime as m; print(m.keep_freed_memory_for_reuse())"
     on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "MINIBERT_NO_MALLOPT": "1"})
     assert on.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
     assert off.stdout.strip() == "False"
+
+
+def test_blas_spin_setting_only_before_numpy_and_never_over_the_users():
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    show = "import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+
+    def run(code, **extra):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**env, **extra}).stdout.strip()
+
+    assert run(f"import minibert; {show}") == "18"
+    assert run(f"import numpy, minibert; {show}") == "None"         # too late: OpenBLAS has read it
+    assert run(f"import minibert; {show}", OPENBLAS_THREAD_TIMEOUT="25") == "25"
