@@ -22,40 +22,40 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-# Abramowitz & Stegun 7.1.26: erfc(z) = t (a1 + t (a2 + ... + t a5)) exp(-z^2), t = 1 / (1 + p z),
-# for z >= 0, with |error| < 1.5e-7: below float32's resolution (eps = 1.2e-7).
+# Abramowitz & Stegun 7.1.26: erfc(u) = t (a1 + t (a2 + ... + t a5)) exp(-u^2), t = 1 / (1 + p u),
+# for u >= 0, with |error| < 1.5e-7: below float32's resolution (eps = 1.2e-7).
 AS_P = 0.3275911
 AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+# With u = z / sqrt 2:  t = 1 / (1 + p z / sqrt 2) = T_C / (T_C + z),  T_C = sqrt 2 / p.
+T_C = math.sqrt(2.0) / AS_P
+
+
+def erfc_float32(z):
+    """erfc(z / sqrt 2) = 2 Phi(-z) and exp(-z^2 / 2), for float32 z = |x| >= 0: one exp and a
+    polynomial, no erf call; the tail is computed directly (1 - erf would cancel).
+    Each line is one pass of a cheap ufunc (np.minimum, np.copysign and np.reciprocal are several
+    times slower than add and multiply, so they are avoided)."""
+    gauss = np.square(z)                                 # exp(-z^2 / 2)
+    gauss *= -0.5
+    np.exp(gauss, out=gauss)
+    t = np.add(z, T_C)                                   # t = T_C / (T_C + z)
+    np.divide(T_C, t, out=t)
+    poly = AS_A[4] * t                                   # Horner: t (a1 + t (a2 + t (a3 + ...)))
+    for a in reversed(AS_A[:4]):
+        poly += a
+        poly *= t
+    poly *= gauss
+    return poly, gauss
 
 
 def normal_cdf_float32(x):
-    """Phi(x) and exp(-x^2 / 2) for float32 x, fast: one exp and a polynomial, no erf call.
-
-    Phi(x) = 1 - erfc(x / sqrt 2) / 2 for x >= 0 and erfc(|x| / sqrt 2) / 2 for x < 0, so the
-    left tail is computed directly rather than as 1 + erf(x), which cancels.  The exact version
-    is `0.5 * (1 + scipy.special.erf(x / sqrt 2))`, used for float64 (4-5x slower).
-    """
-    z = np.abs(x)                                        # work array 1: |x| / sqrt 2
-    z *= SQRT_HALF
-    # Past z = 9, erfc(z) < 5e-37 is zero for us; clipping keeps exp(-z^2) out of float32's
-    # subnormal range, where arithmetic is many times slower.
-    np.minimum(z, 9.0, out=z)
-    gauss = np.square(z)                                 # work array 2: exp(-x^2 / 2)
-    np.negative(gauss, out=gauss)
-    np.exp(gauss, out=gauss)
-    z *= AS_P                                            # t = 1 / (1 + p z), over z
-    z += 1.0
-    t = np.reciprocal(z, out=z)
-    poly = AS_A[4] * t                                   # work array 3
-    for a in reversed(AS_A[:4]):                         # Horner: t (a1 + t (a2 + t (a3 + ...)))
-        poly += a
-        poly *= t
-    poly *= gauss                                        # erfc(|x| / sqrt 2)
-    # Phi(x) = 1 - q for x >= 0 and q for x < 0, with q = erfc / 2 = Phi(-|x|):
-    # 0.5 + copysign(0.5 - q, x), one fast ufunc where np.where takes five times as long.
-    poly *= -0.5
-    poly += 0.5
-    cdf = np.copysign(poly, x, out=poly)
+    """Phi(x) and exp(-x^2 / 2) for float32 x, fast.  With e = erfc(|x| / sqrt 2), e / 2 = Phi(-|x|):
+    Phi(x) = 1 - e / 2 for x >= 0 and e / 2 for x < 0, that is  0.5 + copysign(0.5 - e / 2, x).
+    The exact version is `0.5 * (1 + scipy.special.erf(x / sqrt 2))`, used for float64."""
+    e, gauss = erfc_float32(np.abs(x))
+    e *= -0.5                                            # 0.5 - e / 2
+    e += 0.5
+    cdf = np.copysign(e, x, out=e)
     cdf += 0.5
     return cdf, gauss
 
@@ -79,8 +79,18 @@ def gelu_forward(x):
 
 
 def _gelu_block(y, x):
-    cdf, _ = normal_cdf(x)
-    np.multiply(x, cdf, out=y)
+    if x.dtype != np.float32:
+        cdf, _ = normal_cdf(x)
+        np.multiply(x, cdf, out=y)
+        return
+    # float32, fast and without cancellation: with z = |x| and e = erfc(z / sqrt 2),
+    #   x Phi(x) = relu(x) - z e / 2 = ((x + z) - z e) / 2        (x + z is exactly 0 when x < 0)
+    z = np.abs(x)
+    e, _ = erfc_float32(z)
+    e *= z
+    np.add(x, z, out=y)
+    y -= e
+    y *= 0.5
 
 
 def gelu_backward(dy, x):
