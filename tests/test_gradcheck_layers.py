@@ -130,6 +130,33 @@ def test_softmax(rng):
     check_layer(fwd, lambda dy: {"x": layers.softmax_backward(dy, cache["c"])}, {"x": x}, rng)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_rows_far_below_their_matrix_max(dtype):
+    """Softmax shifts each (R, K) matrix by its max, and redoes with the row's own max a row whose
+    exps underflow.  Against the textbook per-row shift in float64: rows spread over 500 units, a
+    row entirely masked (the dtype's minimum everywhere), rows of +inf and NaN, huge values."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 6, 7)) * 4
+    x[0, 1] -= 200.0                       # exps underflow against the matrix's max
+    x[0, 2] -= 60.0                        # small but normal: kept without a redo
+    x[1, 3] = np.finfo(dtype).min          # every key masked
+    x[1, 4, 2] = np.inf
+    x[1, 5, 0] = np.nan
+    x[2] *= 1e3
+    x[2, :, 1:] -= 500.0
+    x = x.astype(dtype)
+    ours, _ = layers.softmax_forward(x)
+    x64 = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x64 - x64.max(-1, keepdims=True))
+        truth = e / e.sum(-1, keepdims=True)
+    assert ours.dtype == dtype
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(truth))
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(ours, truth, rtol=tol, atol=tol * 1e-3, equal_nan=True)
+    np.testing.assert_allclose(ours[1, 3], 1.0 / 7)                        # uniform, as torch
+
+
 def test_dropout_backward_reuses_mask(rng):
     x = randn(rng, B, T, C)
     cache = {}

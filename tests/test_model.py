@@ -62,7 +62,9 @@ def test_decoder_is_tied_to_the_word_embeddings():
     model = BertForPreTraining(tiny_config(), seed=0).eval()
     ids = np.array([[2, 5, 7, 3]])
     before = model(ids).prediction_logits
-    model.params["bert.embeddings.word_embeddings.weight"][9] += 1.0    # touches input and output
+    # Not a constant: the transformed hidden state sums to ~0 over the hidden axis (LayerNorm with
+    # its initial weight 1 and bias 0), so adding a constant to the row would barely move logit 9.
+    model.params["bert.embeddings.word_embeddings.weight"][9] += np.linspace(-1.0, 1.0, C)
     after = model(ids).prediction_logits
     assert not np.allclose(before[..., 9], after[..., 9])
     assert "cls.predictions.decoder.weight" not in model.params
