@@ -17,6 +17,7 @@ import numpy as np
 
 from .layers import (dropout_backward, dropout_forward, linear_backward, linear_forward,
                      softmax_backward, softmax_forward)
+from .parallel import stacked_matmul
 
 
 def attention_mask_bias(attention_mask, dtype):
@@ -42,6 +43,9 @@ def self_attention_forward(x, mask_bias, p, num_heads, dropout_p, rng, training)
     BLAS call with three times the work keeps the cores busier than three small ones.  Plainly:
 
         q = x @ Wq.T + bq;  k = x @ Wk.T + bk;  v = x @ Wv.T + bv
+
+    The per-head products (scores, context) are `a @ b` over the (B, H) stack, run by
+    `stacked_matmul` (parallel.py) to keep every core busy with these small matrices.
     """
     B, T, C = x.shape
     D = C // num_heads
@@ -50,13 +54,13 @@ def self_attention_forward(x, mask_bias, p, num_heads, dropout_p, rng, training)
     qkv, qkv_cache = linear_forward(x, w_qkv, b_qkv)                                  # (B, T, 3C)
     q, k, v = qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4)            # 3 x (B, H, T, D)
     scale = float(D) ** -0.5
-    scores = q @ k.transpose(0, 1, 3, 2)                                # (B, H, T, T)
+    scores = stacked_matmul(q, k.transpose(0, 1, 3, 2))                 # (B, H, T, T)
     scores *= scale
     if mask_bias is not None:
         scores += mask_bias
     probs, sm_cache = softmax_forward(scores)
     probs_dropped, drop_mask = dropout_forward(probs, dropout_p, rng, training)
-    context = merge_heads(probs_dropped @ v)                            # (B, T, C)
+    context = merge_heads(stacked_matmul(probs_dropped, v))             # (B, T, C)
     cache = (qkv_cache, q, k, v, scale, sm_cache, probs_dropped, drop_mask)
     return context, probs, cache
 
@@ -66,12 +70,12 @@ def self_attention_backward(dcontext, cache, num_heads):
     qkv_cache, q, k, v, scale, sm_cache, probs_dropped, drop_mask = cache
     B, T, C = dcontext.shape
     dctx = split_heads(dcontext, num_heads)                             # (B, H, T, D)
-    dv = probs_dropped.transpose(0, 1, 3, 2) @ dctx                     # (B, H, T, D)
-    dprobs = dropout_backward(dctx @ v.transpose(0, 1, 3, 2), drop_mask)  # (B, H, T, T)
+    dv = stacked_matmul(probs_dropped.transpose(0, 1, 3, 2), dctx)      # (B, H, T, D)
+    dprobs = dropout_backward(stacked_matmul(dctx, v.transpose(0, 1, 3, 2)), drop_mask)  # (B, H, T, T)
     dscores = softmax_backward(dprobs, sm_cache)                        # (B, H, T, T)
     dscores *= scale
-    dq = dscores @ k                                                    # (B, H, T, D)
-    dk = dscores.transpose(0, 1, 3, 2) @ q                              # (B, H, T, D)
+    dq = stacked_matmul(dscores, k)                                     # (B, H, T, D)
+    dk = stacked_matmul(dscores.transpose(0, 1, 3, 2), q)               # (B, H, T, D)
     dqkv = np.stack([dq, dk, dv], axis=2)                               # (B, H, 3, T, D)
     dqkv = dqkv.transpose(0, 3, 2, 1, 4).reshape(B, T, 3 * C)           # (B, T, 3C): [q | k | v]
     dx, g = linear_backward(dqkv, qkv_cache)

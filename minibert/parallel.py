@@ -24,6 +24,8 @@ run on); 1 keeps the blocks and drops the threads.
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 BLOCK_BYTES = 1 << 20          # about a megabyte of the first array per block: fits in L2
 
 
@@ -80,3 +82,28 @@ def for_each_row_block(fn, *arrays):
 def rows(a):
     """a viewed as a 2-D array of rows: (..., n) -> (N, n).  A vector is one row."""
     return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+
+
+# OpenBLAS runs a product on one thread when m n k <= 65536 * 4 (interface/gemm.c:
+# SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD), and on all of them above.  An attention head's
+# product (T = 128 rows, D = 64) lies just above: its threads spend more time meeting than
+# multiplying.  Cut to at most this size, the pieces run on one core each, side by side.
+ONE_CORE_PRODUCT = 65536 * 4
+
+
+def stacked_matmul(a, b):
+    """a @ b for stacks of small matrices, a: (S, ..., m, k), b: (S, ..., k, n) -> (S, ..., m, n),
+    as np.matmul; the stack (axis 0) is shared among the threads, and each thread multiplies its
+    matrices a few rows of `a` at a time (`ONE_CORE_PRODUCT`), so that BLAS keeps each product on
+    the thread's own core.  Used for attention's per-head products."""
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n), dtype=np.result_type(a, b))
+    r = max(1, ONE_CORE_PRODUCT // max(1, k * n))            # rows of a per product
+
+    def block(out, a, b):
+        for i in range(0, m, r):
+            np.matmul(a[..., i:i + r, :], b, out=out[..., i:i + r, :])
+
+    for_each_row_block(block, out, a, b)
+    return out

@@ -103,3 +103,18 @@ def test_errors(monkeypatch):
 
     with pytest.raises(RuntimeError, match="inside a block"):             # not swallowed by the pool
         parallel.for_each_row_block(boom, np.zeros((5, 1)))
+
+
+def test_stacked_matmul_equals_matmul(monkeypatch):
+    """Cut into row pieces (here 3 rows of 7, so 13 rows end on a short piece) and shared among
+    threads, every product is still np.matmul's, transposed views included."""
+    monkeypatch.setattr(parallel, "ONE_CORE_PRODUCT", 3 * 7 * 11)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 2 * 13 * 11 * 4)         # 2 stacks of heads a block
+    monkeypatch.setattr(parallel, "NUM_THREADS", 2)
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((5, 4, 13, 7)).astype(dtype)
+        b = rng.standard_normal((5, 4, 11, 7)).astype(dtype).transpose(0, 1, 3, 2)   # a view
+        out = parallel.stacked_matmul(a, b)
+        assert out.shape == (5, 4, 13, 11) and out.dtype == dtype
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13)
