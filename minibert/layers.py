@@ -104,6 +104,8 @@ def embedding_backward(dy, cache, padding_idx=None):
     """dW[v] = sum of dy over every position whose id is v (a scatter-add: ids repeat).
 
     Rows of `padding_idx` get no gradient, as torch.nn.Embedding(padding_idx=...).
+    Plainly `np.add.at(dW, ids, dy)`; that adds one row at a time, so instead the rows of dy are
+    sorted by id and each run of equal ids summed with one `np.add.reduceat` (5-10x faster).
     """
     ids, shape = cache
     ids = ids.reshape(-1)
@@ -112,7 +114,11 @@ def embedding_backward(dy, cache, padding_idx=None):
         keep = ids != padding_idx
         ids, dy = ids[keep], dy[keep]
     dweight = np.zeros(shape, dtype=dy.dtype)
-    np.add.at(dweight, ids, dy)
+    if ids.size:
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])   # each run of one id
+        dweight[sorted_ids[starts]] = np.add.reduceat(dy[order], starts, axis=0)
     return {"weight": dweight}
 
 
