@@ -21,7 +21,10 @@ from .parallel import stacked_matmul
 
 
 def attention_mask_bias(attention_mask, dtype):
-    """(B, T) of 1 = attend / 0 = padding  ->  additive bias (B, 1, 1, T) for the scores."""
+    """(B, T) of 1 = attend / 0 = padding  ->  additive bias (B, 1, 1, T) for the scores, or None
+    when nothing is padded (adding zeros would change no score)."""
+    if attention_mask.all():
+        return None
     keep = attention_mask[:, None, None, :].astype(dtype)
     return (1.0 - keep) * np.finfo(dtype).min
 
