@@ -62,7 +62,7 @@ class PretrainArgs:
     dropout: float | None = 0.0                # hidden and attention dropout (None: the config's)
     max_seq_length: int = 64
     batch_size: int = 64
-    max_steps: int = 3600
+    max_steps: int = 4400
     learning_rate: float = 1e-3
     warmup_steps: int = 150
     weight_decay: float = 0.01
