@@ -34,7 +34,7 @@ def add_pretrain_parser(sub):
                        description="Pretrain BERT (masked LM + next sentence prediction) on a corpus "
                                    "in BERT's format: one sentence a line, a blank line between "
                                    "documents (.txt or .txt.gz).  Defaults train the tiny model on "
-                                   "the shipped King James Bible in about 10 minutes on 2 cores.")
+                                   "the shipped King James Bible in about 11 minutes on 2 cores.")
     p.add_argument("--corpus", default=d.corpus, help="corpus file (default: the shipped data/kjv.txt.gz)")
     p.add_argument("--output", default=d.output_dir, help=f"run directory (default: {d.output_dir})")
     size = p.add_mutually_exclusive_group()
