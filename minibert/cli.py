@@ -56,6 +56,9 @@ def add_pretrain_parser(sub):
     p.add_argument("--static-masking", action="store_true",
                    help="draw masks once (--dupe-factor copies) instead of anew every epoch")
     p.add_argument("--dupe-factor", type=int, default=d.dupe_factor, help="copies with different masks (static masking)")
+    p.add_argument("--no-unigram-bias", action="store_true",
+                   help="start the MLM output bias at zero (as transformers) instead of at the log "
+                        "frequencies of the training tokens")
     p.add_argument("--dropout", type=float, default=d.dropout,
                    help=f"hidden and attention dropout (default: {d.dropout})")
     p.add_argument("--resume", action="store_true",
@@ -75,7 +78,7 @@ def run_pretrain(a) -> int:
                             batch_size=a.batch_size, learning_rate=a.lr, warmup_steps=a.warmup_steps,
                             seed=a.seed, dropout=a.dropout, eval_every=a.eval_every, save_every=a.save_every,
                             whole_word_mask=a.whole_word_mask, dynamic_masking=not a.static_masking,
-                            dupe_factor=a.dupe_factor)
+                            dupe_factor=a.dupe_factor, unigram_bias_init=not a.no_unigram_bias)
         if a.steps is not None:
             args.max_steps = a.steps
     else:

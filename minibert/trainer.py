@@ -80,6 +80,7 @@ class PretrainArgs:
     whole_word_mask: bool = False
     dynamic_masking: bool = True
     dupe_factor: int = 1
+    unigram_bias_init: bool = True              # start the MLM output bias at log unigram frequencies
 
     def validate(self):
         for name in ("vocab_size", "max_seq_length", "batch_size", "max_steps", "eval_every",
@@ -281,6 +282,13 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
     # -- model, optimizer, and where we are
     config = _model_config(args, tokenizer.vocab_size)
     model = BertForPreTraining(config, seed=args.seed).train()
+    if args.unigram_bias_init:
+        # log p(token) of the training text (add-one smoothed): the model starts where a
+        # unigram model ends, instead of first learning the frequencies through its hidden state
+        freq = np.ones(config.vocab_size)
+        for token, n in counts.items():
+            freq[token] += n
+        model.params["cls.predictions.bias"][...] = np.log(freq / freq.sum())
     model.tokenizer = tokenizer
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
     step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None

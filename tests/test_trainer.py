@@ -85,6 +85,30 @@ def _stop_at(step, at):
         raise _Crash(f"simulated crash after step {at}")
 
 
+def test_mlm_bias_starts_at_log_unigram_frequencies(small_corpus, small_tokenizer, model_config, tmp_path):
+    """The first update runs at learning rate 0 (warmup), so after it the bias is still its start:
+    log of the add-one-smoothed token frequencies of the training split; zero when switched off."""
+    from minibert.pretraining_data import split_documents, tokenize_documents
+    from minibert.tokenization import BertTokenizer
+    seen = []                                     # the bias after the one update of each run
+
+    def grab(step, model, record):
+        seen.append(model.params["cls.predictions.bias"].copy())
+
+    for on in (True, False):
+        args = args_for(small_corpus, model_config, tmp_path / str(on), tokenizer=str(small_tokenizer),
+                        max_steps=1, unigram_bias_init=on)
+        pretrain(args, progress=False, on_step=grab)
+    train_docs, _ = split_documents(read_documents(str(small_corpus)), args.eval_fraction, args.seed)
+    tokenizer = BertTokenizer.from_pretrained(small_tokenizer)
+    freq = np.ones(tokenizer.vocab_size)
+    for doc in tokenize_documents(train_docs, tokenizer):
+        for sentence in doc:
+            np.add.at(freq, sentence, 1)
+    np.testing.assert_allclose(seen[0], np.log(freq / freq.sum()), rtol=1e-6)
+    assert np.all(seen[1] == 0.0)
+
+
 def test_resume_continues_exactly(small_corpus, small_tokenizer, model_config, tmp_path):
     full = tmp_path / "full"
     pretrain(args_for(small_corpus, model_config, full, tokenizer=str(small_tokenizer)), progress=False)
