@@ -81,7 +81,7 @@ def for_each_row_block(fn, *arrays):
 
 def rows(a):
     """a viewed as a 2-D array of rows: (..., n) -> (N, n).  A vector is one row."""
-    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+    return a.reshape(-1, a.shape[-1])
 
 
 # OpenBLAS runs a product on one thread when m n k <= 65536 * 4 (interface/gemm.c:
@@ -92,13 +92,14 @@ ONE_CORE_PRODUCT = 65536 * 4
 
 
 def stacked_matmul(a, b):
-    """a @ b for stacks of small matrices, a: (S, ..., m, k), b: (S, ..., k, n) -> (S, ..., m, n),
-    as np.matmul; the stack (axis 0) is shared among the threads, and each thread multiplies its
-    matrices a few rows of `a` at a time (`ONE_CORE_PRODUCT`), so that BLAS keeps each product on
-    the thread's own core.  Used for attention's per-head products."""
+    """a @ b for stacks of small matrices with the same leading axes, a: (S, ..., m, k),
+    b: (S, ..., k, n) -> (S, ..., m, n), as np.matmul; the stack (axis 0) is shared among the
+    threads, and each thread multiplies its matrices a few rows of `a` at a time
+    (`ONE_CORE_PRODUCT`), so that BLAS keeps each product on the thread's own core.  Used for
+    attention's per-head products."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
-    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n), dtype=np.result_type(a, b))
+    out = np.empty((*a.shape[:-1], n), dtype=np.result_type(a, b))
     r = max(1, ONE_CORE_PRODUCT // max(1, k * n))            # rows of a per product
 
     def block(out, a, b):
