@@ -6,6 +6,10 @@
     tanh      used by the pooler
 
 Each `*_forward(x)` returns `(y, cache)`; each `*_backward(dy, cache)` returns dx.
+`*_forward(x, bias)` computes act(x + bias) for the linear layer before it (called without its
+bias): x, that layer's fresh output, becomes x + bias in place, which the backward needs anyway.
+For GELU the add happens inside each block of rows, saving a pass over (B, T, I) numbers; the
+gradient of the bias is the sum of dx over the rows, which `linear_backward` returns.
 Constants are Python floats on purpose: a NumPy float64 scalar would silently promote a
 float32 array to float64 (NumPy 2 promotion rules).
 """
@@ -28,16 +32,17 @@ AS_P = 0.3275911
 AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 # With u = z / sqrt 2:  t = 1 / (1 + p z / sqrt 2) = T_C / (T_C + z),  T_C = sqrt 2 / p.
 T_C = math.sqrt(2.0) / AS_P
+HALF_LOG2_E_NEG = -0.5 / math.log(2.0)       # exp(a) = 2^(a log2 e)
 
 
 def erfc_float32(z):
-    """erfc(z / sqrt 2) = 2 Phi(-z) and exp(-z^2 / 2), for float32 z = |x| >= 0: one exp and a
+    """erfc(z / sqrt 2) = 2 Phi(-z) and exp(-z^2 / 2), for float32 z = |x| >= 0: one exp2 and a
     polynomial, no erf call; the tail is computed directly (1 - erf would cancel).
     Each line is one pass of a cheap ufunc (np.minimum, np.copysign and np.reciprocal are several
     times slower than add and multiply, so they are avoided)."""
-    gauss = np.square(z)                                 # exp(-z^2 / 2)
-    gauss *= -0.5
-    np.exp(gauss, out=gauss)
+    gauss = np.square(z)                                 # exp(-z^2 / 2) = 2^(-z^2 log2(e) / 2)
+    gauss *= HALF_LOG2_E_NEG
+    np.exp2(gauss, out=gauss)                            # (NumPy's float32 exp2 is 2x its exp)
     t = np.add(z, T_C)                                   # t = T_C / (T_C + z)
     np.divide(T_C, t, out=t)
     poly = AS_A[4] * t                                   # Horner: t (a1 + t (a2 + t (a3 + ...)))
@@ -68,17 +73,19 @@ def normal_cdf(x):
     return 0.5 * (1.0 + erf(x * SQRT_HALF)), np.exp(-0.5 * x * x)
 
 
-def gelu_forward(x):
+def gelu_forward(x, bias=None):
     """y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).  Only x is kept for the backward, which
     recomputes Phi: two arrays of (B, T, I) held per layer (x here, y for the next linear), as
     torch holds, instead of four.  Computed a block of rows at a time on every core (parallel.py);
-    for one block it is simply  y = x * normal_cdf(x)."""
+    for one block it is simply  x += bias;  y = x * normal_cdf(x)."""
     y = np.empty_like(x)
-    for_each_row_block(_gelu_block, rows(y), rows(x))
+    for_each_row_block(lambda y, x: _gelu_block(y, x, bias), rows(y), rows(x))
     return y, x
 
 
-def _gelu_block(y, x):
+def _gelu_block(y, x, bias=None):
+    if bias is not None:
+        x += bias
     if x.dtype != np.float32:
         cdf, _ = normal_cdf(x)
         np.multiply(x, cdf, out=y)
@@ -108,8 +115,9 @@ def _gelu_grad_block(dx, dy, x):
     np.multiply(gauss, dy, out=dx)
 
 
-def gelu_new_forward(x):
+def gelu_new_forward(x, bias=None):
     """y = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)."""
+    x = add_bias(x, bias)
     t = np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
     return 0.5 * x * (1.0 + t), (x, t)
 
@@ -121,8 +129,9 @@ def gelu_new_backward(dy, cache):
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
 
 
-def relu_forward(x):
+def relu_forward(x, bias=None):
     """y = max(x, 0)."""
+    x = add_bias(x, bias)
     positive = x > 0
     return x * positive, positive
 
@@ -131,8 +140,15 @@ def relu_backward(dy, positive):
     return dy * positive
 
 
-def tanh_forward(x):
-    y = np.tanh(x)
+def add_bias(x, bias):
+    """x += bias (in place), when there is one."""
+    if bias is not None:
+        x += bias
+    return x
+
+
+def tanh_forward(x, bias=None):
+    y = np.tanh(add_bias(x, bias))
     return y, y
 
 

@@ -28,8 +28,8 @@ def add_norm_forward(h, residual, p, config, rng, training, dropout_p):
     `p` holds `dense.*` and `LayerNorm.*` (HF `BertSelfOutput` / `BertOutput`)."""
     h, dense_cache = linear_forward(h, p["dense.weight"], p["dense.bias"])
     h, drop_mask = dropout_forward(h, dropout_p, rng, training)
-    y, ln_cache = layer_norm_forward(h + residual, p["LayerNorm.weight"], p["LayerNorm.bias"],
-                                     config.layer_norm_eps)
+    y, ln_cache = layer_norm_forward(h, p["LayerNorm.weight"], p["LayerNorm.bias"],
+                                     config.layer_norm_eps, residual=residual)
     return y, (dense_cache, drop_mask, ln_cache)
 
 
@@ -55,8 +55,8 @@ def encoder_layer_forward(x, mask_bias, p, config, rng, training, attention_outp
         config.attention_probs_dropout_prob, rng, training)
     a, att_out_cache = add_norm_forward(context, x, subdict(p, "attention.output."), config, rng,
                                         training, p_drop if attention_output_dropout else 0.0)  # (B, T, C)
-    h, inter_cache = linear_forward(a, p["intermediate.dense.weight"], p["intermediate.dense.bias"])
-    h, act_cache = act_forward(h)                                                    # (B, T, I)
+    h, inter_cache = linear_forward(a, p["intermediate.dense.weight"], None)        # a W1^T
+    h, act_cache = act_forward(h, bias=p["intermediate.dense.bias"])                # act(a W1^T + b1): (B, T, I)
     y, out_cache = add_norm_forward(h, a, subdict(p, "output."), config, rng, training, p_drop)
     cache = (att_cache, att_out_cache, inter_cache, act_cache, out_cache, config)
     return y, probs, cache

@@ -24,7 +24,7 @@ def linear_forward(x, weight, bias):
     """
     y = x.reshape(-1, x.shape[-1]) @ weight.T              # (N, out)
     if bias is not None:
-        y += bias
+        for_each_row_block(lambda y: np.add(y, bias, out=y), y)   # y += b, on every core
     return y.reshape(*x.shape[:-1], weight.shape[0]), (x, weight)
 
 
@@ -39,18 +39,23 @@ def linear_backward(dy, cache):
 
 # ---- LayerNorm: y = (x - mean) / sqrt(var + eps) * gamma + beta -------------------------------
 
-def layer_norm_forward(x, weight, bias, eps):
+def layer_norm_forward(x, weight, bias, eps, residual=None):
     """Normalise over the last axis (biased variance, as torch.nn.LayerNorm).
-    Runs a block of rows at a time on every core; one block is `_layer_norm_block`."""
+    With `residual`, normalises x + residual (BERT's "add & norm"), the sum made inside the
+    block instead of as one more pass over memory; the gradient of the sum is the gradient of
+    both terms.  Runs a block of rows at a time on every core; one block is `_layer_norm_block`."""
     y, xhat = np.empty_like(x), np.empty_like(x)
     rstd = np.empty((*x.shape[:-1], 1), dtype=x.dtype)
-    for_each_row_block(lambda *blocks: _layer_norm_block(*blocks, weight, bias, eps),
-                       rows(y), rows(xhat), rows(rstd), rows(x))
+    inputs = (rows(x),) if residual is None else (rows(x), rows(residual))
+    for_each_row_block(lambda *blocks: _layer_norm_block(*blocks, weight=weight, bias=bias, eps=eps),
+                       rows(y), rows(xhat), rows(rstd), *inputs)
     return y, (xhat, rstd, weight)
 
 
-def _layer_norm_block(y, xhat, rstd, x, weight, bias, eps):
+def _layer_norm_block(y, xhat, rstd, x, residual=None, *, weight, bias, eps):
     inv_c = 1.0 / x.shape[-1]
+    if residual is not None:
+        x = np.add(x, residual, out=y)                     # x + residual (y is free until the end)
     np.subtract(x, row_sum(x) * inv_c, out=xhat)           # centred
     np.multiply(row_dot(xhat, xhat), inv_c, out=rstd)      # var
     rstd += eps

@@ -84,27 +84,31 @@ def rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
-# OpenBLAS runs a product on one thread when m n k <= 65536 * 4 (interface/gemm.c:
-# SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD), and on all of them above.  An attention head's
-# product (T = 128 rows, D = 64) lies just above: its threads spend more time meeting than
-# multiplying.  Cut to at most this size, the pieces run on one core each, side by side.
-ONE_CORE_PRODUCT = 65536 * 4
+# Attention's per-head products are many small matrices (T x D by D x T, T x T by T x D: with
+# T = 128, D = 32-64, a few million flops each).  BLAS splits each one over all the cores, and the
+# threads spend about as long meeting as multiplying.  Instead the stack of heads is shared among
+# our threads and BLAS is held to one thread while they run (threadpoolctl finds the BLAS that
+# NumPy loaded and sets its thread count; the old count comes back afterwards): each core
+# multiplies whole matrices of its own, 1.2-1.7x faster than BLAS's split of each.
+
+_blas = None
+
+
+def _one_blas_thread():
+    """A context in which the BLAS under NumPy runs each call on the calling thread only."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas.limit(limits=1)
 
 
 def stacked_matmul(a, b):
     """a @ b for stacks of small matrices with the same leading axes, a: (S, ..., m, k),
-    b: (S, ..., k, n) -> (S, ..., m, n), as np.matmul; the stack (axis 0) is shared among the
-    threads, and each thread multiplies its matrices a few rows of `a` at a time
-    (`ONE_CORE_PRODUCT`), so that BLAS keeps each product on the thread's own core.  Used for
-    attention's per-head products."""
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
-    out = np.empty((*a.shape[:-1], n), dtype=np.result_type(a, b))
-    r = max(1, ONE_CORE_PRODUCT // max(1, k * n))            # rows of a per product
-
-    def block(out, a, b):
-        for i in range(0, m, r):
-            np.matmul(a[..., i:i + r, :], b, out=out[..., i:i + r, :])
-
-    for_each_row_block(block, out, a, b)
+    b: (S, ..., k, n) -> (S, ..., m, n), exactly `np.matmul(a, b)`, with the stack (axis 0) shared
+    among the threads, each running BLAS on its own core.  Used for attention's per-head
+    products."""
+    out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a, b))
+    with _one_blas_thread():
+        for_each_row_block(lambda out, a, b: np.matmul(a, b, out=out), out, a, b)
     return out

@@ -70,6 +70,25 @@ def test_layer_norm(rng):
     check_layer(fwd, bwd, {"x": x, "w": w, "b": b}, rng)
 
 
+def test_layer_norm_of_a_sum_with_the_residual(rng):
+    """layer_norm_forward(x, ..., residual=r) is LayerNorm(x + r): both terms get the gradient
+    of the sum, which the backward returns once."""
+    x, r, w, b = randn(rng, B, T, C) * 3 + 1, randn(rng, B, T, C), randn(rng, C), randn(rng, C)
+    cache = {}
+
+    def fwd():
+        y, cache["c"] = layers.layer_norm_forward(x, w, b, 1e-12, residual=r)
+        return y
+
+    def bwd(dy):
+        dsum, g = layers.layer_norm_backward(dy, cache["c"])
+        return {"x": dsum, "r": dsum, "w": g["weight"], "b": g["bias"]}
+
+    check_layer(fwd, bwd, {"x": x, "r": r, "w": w, "b": b}, rng)
+    plain, _ = layers.layer_norm_forward(x + r, w, b, 1e-12)
+    assert np.array_equal(fwd(), plain)
+
+
 @pytest.mark.parametrize("padding_idx", [None, 0])
 def test_embedding_scatter_add(rng, padding_idx):
     ids = np.array([[0, 3, 3, 7, 0], [3, 1, 0, 7, 7]])         # repeated ids must add up
@@ -106,6 +125,31 @@ def test_activation(rng, name):
         return y
 
     check_layer(fwd, lambda dy: {"x": bwd_fn(dy, cache["c"])}, {"x": x}, rng)
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_new", "relu", "tanh"])
+def test_activation_of_a_biased_input(rng, name):
+    """act_forward(x, bias=b) is act(x + b), with x turned into x + b in place (it is the fresh
+    output of a linear layer called without its bias).  The bias's gradient is dx summed over
+    the rows, the sum linear_backward returns."""
+    fwd_fn, bwd_fn = activations.ACT2FN[name] if name != "tanh" else (activations.tanh_forward,
+                                                                     activations.tanh_backward)
+    x, b = randn(rng, B, T, I) * 2, randn(rng, I)
+    cache = {}
+
+    def fwd():
+        y, cache["c"] = fwd_fn(x.copy(), bias=b)
+        return y
+
+    def bwd(dy):
+        dx = bwd_fn(dy, cache["c"])
+        return {"x": dx, "b": dx.sum((0, 1))}
+
+    check_layer(fwd, bwd, {"x": x, "b": b}, rng)
+    shifted = x.copy()
+    y, _ = fwd_fn(shifted, bias=b)
+    assert np.array_equal(shifted, x + b)
+    assert np.array_equal(y, fwd_fn(x + b)[0])
 
 
 def test_tanh(rng):

@@ -30,11 +30,11 @@ def test_layers_bitwise_equal_to_one_block(monkeypatch, dtype):
     w, b = rng.standard_normal(50).astype(dtype), rng.standard_normal(50).astype(dtype)
 
     def everything():
-        y_gelu, cache = gelu_forward(x)
+        y_gelu, cache = gelu_forward(x.copy(), bias=b)     # GELU(x + b), the add inside the blocks
         dx_gelu = gelu_backward(dy, cache)
         y_sm, cache = softmax_forward(x)
         dx_sm = softmax_backward(dy, cache)
-        y_ln, cache = layer_norm_forward(x, w, b, 1e-12)
+        y_ln, cache = layer_norm_forward(x, w, b, 1e-12, residual=dy)    # LayerNorm(x + dy)
         dx_ln, g_ln = layer_norm_backward(dy, cache)
         return [y_gelu, dx_gelu, y_sm, dx_sm, y_ln, dx_ln, g_ln["weight"], g_ln["bias"]]
 
@@ -106,9 +106,14 @@ def test_errors(monkeypatch):
 
 
 def test_stacked_matmul_equals_matmul(monkeypatch):
-    """Cut into row pieces (here 3 rows of 7, so 13 rows end on a short piece) and shared among
-    threads, every product is still np.matmul's, transposed views included."""
-    monkeypatch.setattr(parallel, "ONE_CORE_PRODUCT", 3 * 7 * 11)
+    """Shared among threads, each running BLAS on one thread, every product is still np.matmul's,
+    transposed views included, and BLAS gets its thread count back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
     monkeypatch.setattr(parallel, "BLOCK_BYTES", 2 * 13 * 11 * 4)         # 2 stacks of heads a block
     monkeypatch.setattr(parallel, "NUM_THREADS", 2)
     rng = np.random.default_rng(3)
@@ -118,3 +123,4 @@ def test_stacked_matmul_equals_matmul(monkeypatch):
         out = parallel.stacked_matmul(a, b)
         assert out.shape == (5, 4, 13, 11) and out.dtype == dtype
         np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    assert blas_threads() == before
