@@ -9,6 +9,8 @@ Each layer is a pair of pure functions:
 Weights use HuggingFace's layouts: a Linear weight is (out, in) and is applied as x @ W.T.
 """
 
+import math
+
 import numpy as np
 
 from .parallel import for_each_row_block, rows
@@ -24,7 +26,7 @@ def linear_forward(x, weight, bias):
     """
     y = x.reshape(-1, x.shape[-1]) @ weight.T              # (N, out)
     if bias is not None:
-        for_each_row_block(lambda y: np.add(y, bias, out=y), y)   # y += b, on every core
+        y += bias
     return y.reshape(*x.shape[:-1], weight.shape[0]), (x, weight)
 
 
@@ -163,13 +165,16 @@ def softmax_forward(x):
     return y, y
 
 
+LOG2_E = 1.0 / math.log(2.0)
 SOFTMAX_MIN_SUM = 1e-20      # a row whose exps sum above this kept its largest term >= 1e-24: full precision
 
 
 def _softmax_block(y, x, K):
     """x, y: (G, R * K), G matrices of R rows of K."""
     np.subtract(x, x.max(-1, keepdims=True), out=y)      # shift by each matrix's max
-    np.exp(y, out=y)
+    with np.errstate(over="ignore"):                       # a masked score (the dtype's min) -> -inf
+        y *= LOG2_E                                        # exp(a) = 2^(a log2 e): NumPy's float32
+    np.exp2(y, out=y)                                      # exp2 is 2x its exp; 2^-inf = 0
     y, x = y.reshape(-1, K), x.reshape(-1, K)              # rows
     total = row_sum(y)                                     # (G R, 1)
     redo = np.flatnonzero(~(total[:, 0] >= SOFTMAX_MIN_SUM))   # far below the max, or NaN
