@@ -34,9 +34,12 @@ def split_heads(x, num_heads):
     return x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3)   # (B, H, T, D)
 
 
-def merge_heads(x):
-    B, H, T, D = x.shape
-    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)                        # (B, T, C)
+def merged_heads_buffer(B, T, num_heads, D, dtype):
+    """An empty (B, T, C) array and its (B, H, T, D) view: per-head results written into the view
+    come out with their heads already merged, the inverse of split_heads.  (Plainly, with the
+    per-head results in x: x.transpose(0, 2, 1, 3).reshape(B, T, C), one more copy.)"""
+    merged = np.empty((B, T, num_heads, D), dtype=dtype)
+    return merged.reshape(B, T, num_heads * D), merged.transpose(0, 2, 1, 3)
 
 
 def self_attention_forward(x, mask_bias, p, num_heads, dropout_p, rng, training):
@@ -66,7 +69,8 @@ def self_attention_forward(x, mask_bias, p, num_heads, dropout_p, rng, training)
         scores += mask_bias
     probs, sm_cache = softmax_forward(scores)
     probs_dropped, drop_mask = dropout_forward(probs, dropout_p, rng, training)
-    context = merge_heads(stacked_matmul(probs_dropped, v))             # (B, T, C)
+    context, context_heads = merged_heads_buffer(B, T, num_heads, D, v.dtype)
+    stacked_matmul(probs_dropped, v, out=context_heads)                 # merge_heads(P V): (B, T, C)
     cache = (qkv_cache, q, k, v, scale, sm_cache, probs_dropped, drop_mask)
     return context, probs, cache
 

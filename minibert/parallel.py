@@ -103,12 +103,13 @@ def _one_blas_thread():
     return _blas.limit(limits=1)
 
 
-def stacked_matmul(a, b):
+def stacked_matmul(a, b, out=None):
     """a @ b for stacks of small matrices with the same leading axes, a: (S, ..., m, k),
-    b: (S, ..., k, n) -> (S, ..., m, n), exactly `np.matmul(a, b)`, with the stack (axis 0) shared
-    among the threads, each running BLAS on its own core.  Used for attention's per-head
-    products."""
-    out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a, b))
+    b: (S, ..., k, n) -> (S, ..., m, n), exactly `np.matmul(a, b, out=out)`, with the stack
+    (axis 0) shared among the threads, each running BLAS on its own core.  Used for attention's
+    per-head products."""
+    if out is None:
+        out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a, b))
     with _one_blas_thread():
         for_each_row_block(lambda out, a, b: np.matmul(a, b, out=out), out, a, b)
     return out
