@@ -22,6 +22,7 @@ run on); 1 keeps the blocks and drops the threads.
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -93,6 +94,7 @@ def rows(a):
 # than np.matmul with BLAS splitting each product.
 
 _blas = None
+_blas_lock = threading.Lock()     # one stacked_matmul at a time: each restores the count it found
 
 
 def _one_blas_thread():
@@ -111,6 +113,6 @@ def stacked_matmul(a, b, out=None):
     per-head products."""
     if out is None:
         out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a, b))
-    with _one_blas_thread():
+    with _blas_lock, _one_blas_thread():
         for_each_row_block(lambda out, a, b: np.matmul(a, b, out=out), out, a, b)
     return out

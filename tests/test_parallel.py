@@ -124,3 +124,42 @@ def test_stacked_matmul_equals_matmul(monkeypatch):
         assert out.shape == (5, 4, 13, 11) and out.dtype == dtype
         np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13)
     assert blas_threads() == before
+
+
+def test_concurrent_stacked_matmuls_take_turns(monkeypatch):
+    """Each call holds BLAS to one thread and then restores the count it found; two calls from two
+    threads must not interleave (the second would find 1 and restore 1 after the first restored
+    the real count).  The first call is held inside; the second waits for it."""
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    entered, release = [], threading.Event()
+    real = parallel.for_each_row_block
+
+    def held(fn, *arrays):
+        entered.append(threading.current_thread().name)
+        if len(entered) == 1:
+            release.wait(10)
+        real(fn, *arrays)
+
+    monkeypatch.setattr(parallel, "for_each_row_block", held)
+    a, b = np.ones((2, 3, 4, 5)), np.ones((2, 3, 5, 6))
+    first = threading.Thread(target=parallel.stacked_matmul, args=(a, b), name="first")
+    second = threading.Thread(target=parallel.stacked_matmul, args=(a, b), name="second")
+    first.start()
+    while not entered:
+        time.sleep(0.01)
+    second.start()
+    time.sleep(0.3)
+    assert entered == ["first"]                  # the second call waits for the first
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert entered == ["first", "second"]
+    assert blas_threads() == before
