@@ -84,8 +84,7 @@ def gelu_forward(x, bias=None):
 
 
 def _gelu_block(y, x, bias=None):
-    if bias is not None:
-        x += bias
+    add_bias(x, bias)
     if x.dtype != np.float32:
         cdf, _ = normal_cdf(x)
         np.multiply(x, cdf, out=y)

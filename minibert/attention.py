@@ -60,8 +60,10 @@ def self_attention_forward(x, mask_bias, p, num_heads, dropout_p, rng, training)
     B, T, C = x.shape
     D = C // num_heads
     scale = float(D) ** -0.5
-    w_qkv = np.concatenate([p["query.weight"] * scale, p["key.weight"], p["value.weight"]])   # (3C, C)
-    b_qkv = np.concatenate([p["query.bias"] * scale, p["key.bias"], p["value.bias"]])         # (3C,)
+    w_qkv = np.concatenate([p["query.weight"], p["key.weight"], p["value.weight"]])   # (3C, C)
+    b_qkv = np.concatenate([p["query.bias"], p["key.bias"], p["value.bias"]])         # (3C,)
+    w_qkv[:C] *= scale                                                  # s Wq, s bq (in the copies)
+    b_qkv[:C] *= scale
     qkv, qkv_cache = linear_forward(x, w_qkv, b_qkv)                                  # (B, T, 3C)
     q, k, v = qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4)            # 3 x (B, H, T, D); q scaled
     scores = stacked_matmul(q, k.transpose(0, 1, 3, 2))                 # (B, H, T, T), = Q K^T / sqrt(D)
