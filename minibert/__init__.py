@@ -1,22 +1,41 @@
-"""minibert: BERT in NumPy, every forward and backward pass by hand."""
+"""minibert: BERT in NumPy, every forward and backward pass by hand.
 
-from .runtime import keep_freed_memory_for_reuse, short_blas_spin
+Where to start reading: `minibert/layers/` (the textbook layers), then `minibert/models/`
+(BERT built from them).  README.md has the map.
 
-short_blas_spin()                    # see minibert/runtime.py: before NumPy is first imported
-keep_freed_memory_for_reuse()        # large temporaries reuse memory
+The public names below are imported on first use (PEP 562), so `import minibert` loads nothing
+else and changes nothing in the process; a program that wants minibert's process settings (the
+CLI, the benchmarks) calls `minibert.runtime.configure_runtime()` itself, before NumPy loads.
+"""
 
-from .config import BertConfig, DistilBertConfig
-from .distilbert import DistilBertForMaskedLM, DistilBertForSequenceClassification, DistilBertModel
-from .modeling import BertForPreTraining, BertForPreTrainingOutput, BertModel, BertModelOutput
-from .module import LoadReport, Module
-from .tasks import (BertForQuestionAnswering, BertForSequenceClassification,
-                    BertForTokenClassification, TaskOutput)
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BertConfig", "BertModel", "BertForPreTraining", "BertModelOutput",
-    "BertForPreTrainingOutput", "LoadReport", "Module", "BertForSequenceClassification",
-    "BertForTokenClassification", "BertForQuestionAnswering", "TaskOutput", "DistilBertConfig",
-    "DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
-]
+# public name -> the module that defines it
+_PUBLIC = {
+    "BertConfig": "config", "DistilBertConfig": "config",
+    "BertModel": "models.bert", "BertForPreTraining": "models.bert",
+    "BertModelOutput": "models.bert", "BertForPreTrainingOutput": "models.bert",
+    "BertForSequenceClassification": "models.bert_tasks", "BertForTokenClassification": "models.bert_tasks",
+    "BertForQuestionAnswering": "models.bert_tasks", "TaskOutput": "models.bert_tasks",
+    "DistilBertModel": "models.distilbert", "DistilBertForMaskedLM": "models.distilbert",
+    "DistilBertForSequenceClassification": "models.distilbert",
+    "LoadReport": "models.module", "Module": "models.module",
+    "BertTokenizer": "tokenization",
+    "Adam": "training.optim", "AdamW": "training.optim",
+    "PretrainArgs": "training.pretrain", "pretrain": "training.pretrain",
+    "FinetuneArgs": "training.finetune", "finetune": "training.finetune",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'minibert' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -16,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 
 def _error(message: str) -> int:
@@ -27,8 +26,8 @@ def _error(message: str) -> int:
 # ---- pretrain -------------------------------------------------------------------------------
 
 def add_pretrain_parser(sub):
-    from .presets import PRESETS
-    from .trainer import PretrainArgs
+    from .models.presets import PRESETS
+    from .training.pretrain import PretrainArgs
     d = PretrainArgs()
     p = sub.add_parser("pretrain", help="pretrain a BERT with MLM + NSP on a text corpus",
                        description="Pretrain BERT (masked LM + next sentence prediction) on a corpus "
@@ -69,8 +68,8 @@ def add_pretrain_parser(sub):
 
 
 def run_pretrain(a) -> int:
-    from .checkpoint import CheckpointError
-    from .trainer import PretrainArgs, TrainingError, pretrain
+    from .checkpoints import CheckpointError
+    from .training.pretrain import PretrainArgs, TrainingError, pretrain
     args = None
     if not a.resume:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, model_size=a.model_size,
@@ -102,27 +101,6 @@ def run_pretrain(a) -> int:
 
 # ---- fill-mask ------------------------------------------------------------------------------
 
-def fill_mask(model, text: str, top_k: int = 5):
-    """For each [MASK] in `text`, the top-k (token, probability) pairs."""
-    tok = model.tokenizer
-    enc = tok(text)
-    positions = np.flatnonzero(enc.input_ids[0] == tok.mask_token_id)
-    if len(positions) == 0:
-        raise ValueError(f"the text has no [MASK] token: {text!r}")
-    if enc.input_ids.shape[1] > model.config.max_position_embeddings:
-        raise ValueError(f"the text is {enc.input_ids.shape[1]} tokens long; the model takes at most "
-                         f"{model.config.max_position_embeddings}")
-    logits = model.eval()(enc.input_ids, enc.attention_mask, enc.token_type_ids).prediction_logits[0]
-    results = []
-    for pos in positions:
-        z = logits[pos].astype(np.float64)
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        best = np.argsort(-p)[:top_k]
-        results.append([(tok.convert_ids_to_tokens(int(i)), float(p[i])) for i in best])
-    return results
-
-
 def add_fill_mask_parser(sub):
     p = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a sentence",
                        description="Print the most likely tokens for each [MASK] in the text.")
@@ -133,8 +111,9 @@ def add_fill_mask_parser(sub):
 
 
 def run_fill_mask(a) -> int:
-    from .checkpoint import CheckpointError
-    from .modeling import BertForPreTraining
+    from .checkpoints import CheckpointError
+    from .models.bert import BertForPreTraining
+    from .tools.fill_mask import fill_mask
     if not Path(a.model).is_dir():
         return _error(f"model directory not found: {a.model}")
     try:
@@ -158,14 +137,15 @@ def run_fill_mask(a) -> int:
 # ---- finetune -------------------------------------------------------------------------------
 
 def add_finetune_parser(sub):
-    from .finetune import TASKS, FinetuneArgs
+    from .training.finetune import FinetuneArgs
+    from .training.tasks import TASKS
     d = FinetuneArgs("", "", "", "")
     p = sub.add_parser("finetune", help="fine-tune a checkpoint on a classification, pair, tagging or QA task",
                        description="Fine-tune a BERT checkpoint (ours or HuggingFace's) on a task. Formats: "
                                    "classify: TSV sentence<TAB>label; pair: TSV a<TAB>b<TAB>label; "
                                    "tag: CoNLL columns (token ... tag); qa: SQuAD v1.1 JSON.")
     p.add_argument("--model", required=True, help="checkpoint directory with a tokenizer")
-    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--train", required=True, help="training file")
     p.add_argument("--eval", required=True, help="evaluation file (scored every epoch)")
     p.add_argument("--output", default=d.output_dir, help=f"output directory (default: {d.output_dir})")
@@ -173,7 +153,7 @@ def add_finetune_parser(sub):
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.learning_rate, help=f"peak learning rate (default: {d.learning_rate})")
     p.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per example (default: {d.max_length})")
-    p.add_argument("--train-layers", type=int, default=None,
+    p.add_argument("--trainable-layers", type=int, default=None,
                    help="train only the head and the top N encoder layers (0: frozen encoder); default all")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -181,11 +161,11 @@ def add_finetune_parser(sub):
 
 
 def run_finetune(a) -> int:
-    from .checkpoint import CheckpointError
-    from .finetune import FinetuneArgs, finetune
+    from .checkpoints import CheckpointError
+    from .training.finetune import FinetuneArgs, finetune
     args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
                         output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
-                        learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.train_layers,
+                        learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
                         seed=a.seed)
     try:
         result = finetune(args, progress=not a.quiet)
@@ -199,7 +179,7 @@ def run_finetune(a) -> int:
 # ---- info / attention ---------------------------------------------------------------------------
 
 def add_info_parser(sub):
-    from .presets import PRESETS
+    from .models.presets import PRESETS
     p = sub.add_parser("info", help="sizes and parameter counts of a named size or a checkpoint",
                        description="Print layers, heads, sizes, parameters per part and memory for a "
                                    f"named size ({', '.join(PRESETS)}) or a checkpoint directory.")
@@ -211,8 +191,8 @@ def run_info(a) -> int:
     import json
 
     from .config import BertConfig, DistilBertConfig
-    from .info import describe
-    from .presets import PRESETS, preset_config
+    from .models.presets import PRESETS, preset_config
+    from .tools.info import describe
     try:
         if a.model in PRESETS:
             config = preset_config(a.model)
@@ -246,12 +226,12 @@ def add_attention_parser(sub):
 
 
 def run_attention(a) -> int:
-    from .checkpoint import CheckpointError
-    from .modeling import BertModel
+    from .checkpoints import CheckpointError
+    from .models.bert import BertModel
     if not Path(a.model).is_dir():
         return _error(f"model directory not found: {a.model}")
     try:
-        from .viz import plot_attention
+        from .tools.viz import plot_attention
     except ImportError:
         return _error("drawing needs matplotlib: pip install matplotlib")
     try:

@@ -23,6 +23,9 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.models import WordPiece
 
+from .data.batching import pad_batch
+from .files import write_atomic
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TOKENIZER_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE = "tokenizer.json", "vocab.txt", "tokenizer_config.json"
 
@@ -242,27 +245,20 @@ class BertTokenizer:
 
         lengths = [len(e.ids) for e in encodings]
         if padding is True or padding == "longest":
-            width = max(lengths)
+            width = None
         elif padding == "max_length":
-            width = max(length, max(lengths))
+            width = length
         elif padding in (False, None, "do_not_pad"):
             if len(set(lengths)) > 1:
                 raise ValueError(f"sequences have different lengths ({min(lengths)} to {max(lengths)}): "
                                  f"pass padding=True to pad them into one array")
-            width = lengths[0]
+            width = None
         else:
             raise ValueError(f"unknown padding {padding!r}: use True, 'longest' or 'max_length'")
-        B = len(encodings)
-        input_ids = np.full((B, width), self.pad_token_id, dtype=np.int64)
-        token_type_ids = np.zeros((B, width), dtype=np.int64)
-        attention_mask = np.zeros((B, width), dtype=np.int64)
-        for i, e in enumerate(encodings):
-            n = len(e.ids)
-            input_ids[i, :n] = e.ids
-            token_type_ids[i, :n] = e.type_ids
-            attention_mask[i, :n] = 1
-        return BatchEncoding(input_ids=input_ids, token_type_ids=token_type_ids,
-                             attention_mask=attention_mask)
+        batch = pad_batch([{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings],
+                          self.pad_token_id, length=width)
+        return BatchEncoding(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                             attention_mask=batch["attention_mask"])
 
     def decode(self, ids, skip_special_tokens=True) -> str:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
@@ -271,8 +267,6 @@ class BertTokenizer:
 
     def save_pretrained(self, directory) -> None:
         """Write tokenizer.json, vocab.txt, tokenizer_config.json and special_tokens_map.json."""
-        from .checkpoint import write_atomic
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         vocab = sorted(self.get_vocab().items(), key=lambda kv: kv[1])

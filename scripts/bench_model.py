@@ -142,7 +142,7 @@ def check_equal(ours, hf, inputs):
     hf.eval()
     with torch.no_grad():
         ref = hf.bert(torch.tensor(ids), torch.tensor(mask), torch.tensor(types)).last_hidden_state.numpy()
-    from minibert.modeling import bert_forward
+    from minibert.models.bert import bert_forward
     out, _ = bert_forward(ours.params, "bert.", ours.config, ids, mask, types, None, False)
     err = np.abs(out.last_hidden_state - ref).max() / np.abs(ref).max()
     if err > 1e-4:
@@ -152,7 +152,7 @@ def check_equal(ours, hf, inputs):
 
 def bench_pair(size, batch, repeats):
     import torch
-    from minibert.optim import AdamW
+    from minibert.training.optim import AdamW
     ours, hf = twins(size)
     inputs = make_inputs(batch)
     t_inputs = [torch.tensor(x) for x in inputs]
@@ -160,7 +160,7 @@ def bench_pair(size, batch, repeats):
     rows = []
     tokens = batch * SEQ
     positions = torch.tensor(np.flatnonzero(inputs[3].reshape(-1) != -100))
-    from minibert.modeling import bert_forward
+    from minibert.models.bert import bert_forward
 
     def ours_forward():
         bert_forward(ours.params, "bert.", ours.config, inputs[0], inputs[1], inputs[2], None, False)
@@ -203,7 +203,7 @@ sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
 import bench_model as b
 import torch
 torch.set_num_threads(2)
-from minibert.optim import AdamW
+from minibert.training.optim import AdamW
 ours, hf = b.twins({size!r})
 inputs = b.make_inputs({batch})
 if {impl!r} == "ours":

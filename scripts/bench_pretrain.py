@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from minibert import BertForPreTraining
-from minibert.cli import fill_mask
-from minibert.trainer import PretrainArgs, pretrain
+from minibert.tools.fill_mask import fill_mask
+from minibert.training.pretrain import PretrainArgs, pretrain
 
 PROBES = ["In the beginning God created the heaven and the [MASK].",
           "And God said, Let there be [MASK]: and there was light.",

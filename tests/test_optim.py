@@ -5,7 +5,7 @@ import pytest
 import torch
 import transformers
 
-from minibert.optim import Adam, AdamW, clip_grad_norm, linear_warmup_decay
+from minibert.training.optim import Adam, AdamW, clip_grad_norm, linear_warmup_decay
 
 
 def make_params(seed=0):

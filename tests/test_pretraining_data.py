@@ -6,10 +6,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from minibert.pretraining_data import (PretrainingData, Vocab, collate, mask_tokens, read_documents,
+from minibert.data.pretraining import (PretrainingData, Vocab, collate, mask_tokens, read_documents,
                                        split_documents, tokenize_documents, truncate_seq_pair)
 from minibert.tokenization import BertTokenizer
-from minibert.trainer import DEFAULT_CORPUS
+from minibert.training.pretrain import DEFAULT_CORPUS
 
 MAX_LEN = 64
 

@@ -11,7 +11,7 @@ import torch
 import transformers
 
 from minibert import BertModel
-from minibert.features import l2_normalize, sentence_embeddings, token_embeddings
+from minibert.tools.features import l2_normalize, sentence_embeddings, token_embeddings
 
 LONG = ("The history of natural language processing generally started in the 1950s, although "
         "work can be found from earlier periods. In 1950, Alan Turing published an article titled "

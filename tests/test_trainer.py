@@ -14,9 +14,10 @@ import transformers
 from helpers import tiny_config
 
 from minibert import BertForPreTraining
-from minibert.cli import fill_mask, main
-from minibert.pretraining_data import read_documents
-from minibert.trainer import DEFAULT_CORPUS, PretrainArgs, TrainingError, checkpoint_dirs, pretrain
+from minibert.cli import main
+from minibert.tools.fill_mask import fill_mask
+from minibert.data.pretraining import read_documents
+from minibert.training.pretrain import DEFAULT_CORPUS, PretrainArgs, TrainingError, checkpoint_dirs, pretrain
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def _stop_at(step, at):
 def test_mlm_bias_starts_at_log_unigram_frequencies(small_corpus, small_tokenizer, model_config, tmp_path):
     """The first update runs at learning rate 0 (warmup), so after it the bias is still its start:
     log of the add-one-smoothed token frequencies of the training split; zero when switched off."""
-    from minibert.pretraining_data import split_documents, tokenize_documents
+    from minibert.data.pretraining import split_documents, tokenize_documents
     from minibert.tokenization import BertTokenizer
     seen = []                                     # the bias after the one update of each run
 

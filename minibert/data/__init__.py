@@ -1,0 +1,1 @@
+"""Data: BERT's pretraining examples, the fine-tuning file formats, and padding into batches."""

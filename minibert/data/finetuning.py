@@ -1,0 +1,180 @@
+"""Fine-tuning data: reading the four task formats and turning them into model inputs.
+
+    classify  TSV  sentence<TAB>label
+    pair      TSV  sentence_a<TAB>sentence_b<TAB>label
+    tag       CoNLL columns: one token a line, its tag in the last column, a blank line between
+              sentences (-DOCSTART- lines skipped)
+    qa        SQuAD v1.1 JSON: data -> paragraphs -> context, qas -> question, answers
+
+Word-level tags go on the first WordPiece of each word, IGNORE_INDEX (-100) on the rest (they are not scored),
+as in the BERT paper's NER setup (section 5.3).  QA contexts longer than the window are split
+into overlapping windows (`doc_stride` tokens of overlap); a window that does not contain the
+whole answer points at [CLS] (position 0), as transformers' examples do.
+A malformed line raises `DataError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..layers.cross_entropy import IGNORE_INDEX
+
+
+class DataError(ValueError):
+    """A malformed input file: the message names the file and line (or entry)."""
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+def _lines(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    return path, path.read_text(encoding="utf-8").splitlines()
+
+
+def read_tsv(path, pair=False):
+    """-> (texts, pairs or None, labels as strings).  A first line ending in 'label' is a header."""
+    path, lines = _lines(path)
+    n_cols = 3 if pair else 2
+    texts, pairs, labels = [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if number == 1 and cols[-1].strip().lower() == "label":
+            continue
+        if len(cols) != n_cols or not all(c.strip() for c in cols):
+            layout = "sentence_a<TAB>sentence_b<TAB>label" if pair else "sentence<TAB>label"
+            raise DataError(f"{path}:{number}: expected {n_cols} non-empty tab-separated columns "
+                            f"({layout}), got {len(cols)}: {line[:60]!r}")
+        texts.append(cols[0].strip())
+        if pair:
+            pairs.append(cols[1].strip())
+        labels.append(cols[-1].strip())
+    if not texts:
+        raise DataError(f"{path} has no examples")
+    return texts, (pairs if pair else None), labels
+
+
+def read_conll(path):
+    """-> (sentences as word lists, tag lists)."""
+    path, lines = _lines(path)
+    sentences, tags, words, word_tags = [], [], [], []
+    for number, line in enumerate(lines + [""], start=1):
+        if not line.strip():
+            if words:
+                sentences.append(words)
+                tags.append(word_tags)
+                words, word_tags = [], []
+            continue
+        cols = line.split()
+        if cols[0] == "-DOCSTART-":
+            continue
+        if len(cols) < 2:
+            raise DataError(f"{path}:{number}: expected a token and its tag in columns, got {line[:60]!r}")
+        words.append(cols[0])
+        word_tags.append(cols[-1])
+    if not sentences:
+        raise DataError(f"{path} has no sentences")
+    return sentences, tags
+
+
+@dataclass
+class QAExample:
+    id: str
+    question: str
+    context: str
+    answer_text: str | None = None      # the first answer (training target)
+    answer_start: int | None = None     # its character offset in the context
+    all_answers: list[str] = field(default_factory=list)
+
+
+def read_squad(path) -> list[QAExample]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a SQuAD v1.1 JSON file with a 'data' list ({e})") from None
+    examples = []
+    for a, article in enumerate(data):
+        for p, para in enumerate(article.get("paragraphs", [])):
+            where = f"{path}: data[{a}].paragraphs[{p}]"
+            if "context" not in para or "qas" not in para:
+                raise DataError(f"{where} needs 'context' and 'qas'")
+            context = para["context"]
+            for q, qa in enumerate(para["qas"]):
+                if "question" not in qa or "id" not in qa:
+                    raise DataError(f"{where}.qas[{q}] needs 'id' and 'question'")
+                answers = qa.get("answers", [])
+                ex = QAExample(str(qa["id"]), qa["question"], context,
+                               all_answers=[x["text"] for x in answers])
+                if answers:
+                    first = answers[0]
+                    start = first.get("answer_start")
+                    if not isinstance(start, int) or context[start:start + len(first["text"])] != first["text"]:
+                        raise DataError(f"{where}.qas[{q}]: answer {first['text']!r} is not at "
+                                        f"answer_start {start} of the context")
+                    ex.answer_text, ex.answer_start = first["text"], start
+                examples.append(ex)
+    if not examples:
+        raise DataError(f"{path} has no questions")
+    return examples
+
+
+# ---- turning examples into features ------------------------------------------------------------
+
+def label_vocabulary(labels):
+    """Sorted label names -> ids (numbers sort numerically, so '0', '1', '2' keep their order)."""
+    names = sorted(set(labels), key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
+    return {name: i for i, name in enumerate(names)}
+
+
+def _is_number(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def encode_tags(tokenizer, sentences, tags, label2id, max_length):
+    """Word-level tags -> per-WordPiece labels: the tag on a word's first piece, IGNORE_INDEX elsewhere."""
+    features = []
+    for words, word_tags in zip(sentences, tags):
+        ids, word_ids = tokenizer.encode_words(words, max_length)
+        labels, previous = [], None
+        for w in word_ids:
+            if w is None or w == previous:
+                labels.append(IGNORE_INDEX)
+            else:
+                if word_tags[w] not in label2id:
+                    raise DataError(f"tag {word_tags[w]!r} is not among the training tags {sorted(label2id)}")
+                labels.append(label2id[word_tags[w]])
+            previous = w
+        features.append({"input_ids": ids, "labels": labels})
+    return features
+
+
+def encode_squad(tokenizer, examples, max_length=384, doc_stride=128):
+    """Question + context windows with the answer's token span (0, 0 when outside a window)."""
+    features = []
+    for index, ex in enumerate(examples):
+        for window in tokenizer.encode_windows(ex.question, ex.context, max_length, doc_stride):
+            ids, type_ids, offsets, sequence_ids = window
+            context_tokens = [i for i, s in enumerate(sequence_ids) if s == 1]
+            start = end = 0
+            if ex.answer_start is not None:
+                a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
+                first, last = context_tokens[0], context_tokens[-1]
+                if offsets[first][0] <= a0 and offsets[last][1] >= a1:
+                    start = next(i for i in context_tokens if offsets[i][1] > a0)
+                    end = max(i for i in context_tokens if offsets[i][0] < a1)
+            features.append({"input_ids": ids, "token_type_ids": type_ids, "offsets": offsets,
+                             "context_tokens": context_tokens, "example_index": index,
+                             "start_positions": start, "end_positions": end})
+    return features

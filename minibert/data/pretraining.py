@@ -1,0 +1,281 @@
+"""Pretraining examples exactly as the original BERT recipe (Devlin et al. 2019, section 3.1 and
+appendix A.1; google-research/bert `create_pretraining_data.py`).
+
+Corpus: one sentence a line, a blank line between documents.  For each document, in order:
+
+1. Pack sentences into a chunk until it reaches the target length, `max_seq_length - 3` tokens
+   (room for [CLS] and two [SEP]s), or with probability `short_seq_prob` a shorter random target
+   in [2, max], so the model also sees short inputs.
+2. A = the first k sentences of the chunk (k random in [1, len - 1]).
+   B = the rest of the chunk ("IsNext", label 0), or with probability 0.5 a span starting at a
+   random sentence of a *different* document ("NotNext", label 1); the chunk's unused sentences
+   go back to be packed again.  A chunk of one sentence is split at a random token into A and B
+   (the original forces NotNext there, which tilts the labels to 55% NotNext on our corpus).
+3. While A + B is too long, drop a token from the longer of the two, from the front or the back
+   at random.
+4. [CLS] A [SEP] B [SEP], segment ids 0 for [CLS] A [SEP] and 1 for B [SEP].
+5. Masked LM: 15% of the non-special tokens are selected (at least 1, at most
+   `max_predictions_per_seq`); of those, 80% become [MASK], 10% a random token, 10% stay as they
+   are.  With whole-word masking, all pieces of a word ("play", "##ing") are selected together.
+
+Everything is drawn from one seeded `random.Random`, so a seed gives the same examples.
+Masks are drawn once per copy of the data (`dupe_factor` copies, as the original) or anew every
+epoch (dynamic masking, as RoBERTa): `PretrainingData.epoch(e)` returns epoch e's examples.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..layers.cross_entropy import IGNORE_INDEX
+from .batching import pad_batch
+
+
+# ---- the corpus ---------------------------------------------------------------------------
+
+def read_documents(path) -> list[list[str]]:
+    """A text file (optionally .gz) in BERT's format -> documents, each a list of sentences."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise ValueError(f"corpus {path} could not be read as UTF-8 text ({e})") from None
+    documents, current = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            current.append(line)
+        elif current:
+            documents.append(current)
+            current = []
+    if current:
+        documents.append(current)
+    if not documents:
+        raise ValueError(f"corpus {path} is empty: expected one sentence a line, a blank line "
+                         f"between documents")
+    return documents
+
+
+def tokenize_documents(documents, tokenizer) -> list[list[list[int]]]:
+    """Documents of sentences -> documents of token-id lists (no special tokens, empty ones dropped)."""
+    flat = [s for doc in documents for s in doc]
+    ids = tokenizer.encode_batch_ids(flat)
+    out, k = [], 0
+    for doc in documents:
+        sentences = [s for s in ids[k:k + len(doc)] if s]
+        k += len(doc)
+        if sentences:
+            out.append(sentences)
+    return out
+
+
+def split_documents(documents, eval_fraction, seed):
+    """Hold out a random `eval_fraction` of whole documents (at least 2, for NSP) for evaluation."""
+    if len(documents) < 2:
+        raise ValueError(f"the corpus has {len(documents)} document: next-sentence prediction needs "
+                         f"at least two (separate documents with a blank line)")
+    if eval_fraction <= 0:
+        return documents, []
+    order = list(range(len(documents)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(2, int(round(len(documents) * eval_fraction)))
+    if len(documents) - n_eval < 2:
+        raise ValueError(f"the corpus has {len(documents)} documents: too few to hold out {n_eval} "
+                         f"for evaluation and keep two for training")
+    held = set(order[:n_eval])
+    return ([d for i, d in enumerate(documents) if i not in held],
+            [d for i, d in enumerate(documents) if i in held])
+
+
+# ---- one example --------------------------------------------------------------------------
+
+@dataclass
+class Example:
+    input_ids: list[int]          # [CLS] A [SEP] B [SEP], after masking
+    token_type_ids: list[int]
+    labels: list[int]             # the original id at predicted positions, IGNORE_INDEX elsewhere
+    next_sentence_label: int      # 0: B follows A, 1: B is random
+    document_index: int           # where A came from
+    random_document_index: int    # where a random B came from (-1 for IsNext)
+
+
+@dataclass
+class Vocab:
+    """What masking needs to know about the vocabulary."""
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    special_ids: frozenset
+    is_continuation: np.ndarray   # (V,) True for "##" pieces, for whole-word masking
+    size: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer):
+        vocab = tokenizer.get_vocab()
+        is_cont = np.zeros(tokenizer.vocab_size, dtype=bool)
+        for token, i in vocab.items():
+            is_cont[i] = token.startswith("##")
+        return cls(tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id,
+                   frozenset(tokenizer.all_special_ids), is_cont, tokenizer.vocab_size)
+
+
+def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
+    """Trim the longer list, from the front or the back at random, until both fit."""
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+
+
+def mask_tokens(tokens, vocab: Vocab, rng, masked_lm_prob=0.15, max_predictions_per_seq=20,
+                whole_word_mask=False):
+    """Choose ~15% of the non-special positions; 80% [MASK], 10% random, 10% kept.
+    Returns (masked tokens, labels with -100 where nothing is predicted)."""
+    candidates = []                                       # groups of positions masked together
+    for i, t in enumerate(tokens):
+        if t in vocab.special_ids:
+            continue
+        if whole_word_mask and candidates and vocab.is_continuation[t] and candidates[-1][-1] == i - 1:
+            candidates[-1].append(i)
+        else:
+            candidates.append([i])
+    rng.shuffle(candidates)
+    n_real = sum(len(c) for c in candidates)
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(n_real * masked_lm_prob))))
+    output, labels = list(tokens), [IGNORE_INDEX] * len(tokens)
+    n_chosen = 0
+    for group in candidates:
+        if n_chosen >= num_to_predict:
+            break
+        if n_chosen + len(group) > num_to_predict:        # a whole word that would overshoot
+            continue
+        for i in group:
+            r = rng.random()
+            if r < 0.8:
+                output[i] = vocab.mask_id
+            elif r < 0.9:                                   # a random non-special token
+                while True:
+                    output[i] = rng.randrange(vocab.size)
+                    if output[i] not in vocab.special_ids:
+                        break
+            labels[i] = tokens[i]                           # (else: kept as it is)
+            n_chosen += 1
+    return output, labels
+
+
+def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_length=128,
+                                  short_seq_prob=0.1, masked_lm_prob=0.15,
+                                  max_predictions_per_seq=20, whole_word_mask=False):
+    """All examples whose A comes from documents[doc_index] (steps 1-5 of the module docstring)."""
+    document = documents[doc_index]
+    max_num_tokens = max_seq_length - 3
+    target_length = max_num_tokens
+    if rng.random() < short_seq_prob:
+        target_length = rng.randint(2, max_num_tokens)
+    examples, chunk, chunk_length, i = [], [], 0, 0
+    while i < len(document):
+        chunk.append(document[i])
+        chunk_length += len(document[i])
+        if i == len(document) - 1 or chunk_length >= target_length:
+            split = len(chunk) == 1 and len(chunk[0]) >= 2
+            if split:
+                # One sentence: split it at a random token, so A and B are still text and its
+                # real continuation (the original forces NotNext here, tilting the labels).
+                cut = rng.randint(1, len(chunk[0]) - 1)
+                chunk = [chunk[0][:cut], chunk[0][cut:]]
+            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+            tokens_a = [t for s in chunk[:a_end] for t in s]
+            tokens_b, random_index = [], -1
+            if len(chunk) == 1 or rng.random() < 0.5:
+                # NotNext: a span of another document.  Draw among the others, never this one.
+                random_index = rng.randrange(len(documents) - 1)
+                if random_index >= doc_index:
+                    random_index += 1
+                other = documents[random_index]
+                target_b_length = target_length - len(tokens_a)
+                for sentence in other[rng.randrange(len(other)):]:
+                    tokens_b.extend(sentence)
+                    if len(tokens_b) >= target_b_length:
+                        break
+                if not split:
+                    i -= len(chunk) - a_end                  # unused sentences go back
+            else:
+                tokens_b = [t for s in chunk[a_end:] for t in s]
+            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+            if tokens_a and tokens_b:
+                tokens = [vocab.cls_id] + tokens_a + [vocab.sep_id] + tokens_b + [vocab.sep_id]
+                types = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+                masked, labels = mask_tokens(tokens, vocab, rng, masked_lm_prob,
+                                             max_predictions_per_seq, whole_word_mask)
+                examples.append(Example(masked, types, labels, int(random_index >= 0),
+                                        doc_index, random_index))
+            chunk, chunk_length = [], 0
+        i += 1
+    return examples
+
+
+def create_examples(documents, vocab, rng, **kwargs):
+    """One pass over every document in order, then shuffled."""
+    examples = []
+    for doc_index in range(len(documents)):
+        examples.extend(create_examples_from_document(documents, doc_index, vocab, rng, **kwargs))
+    rng.shuffle(examples)
+    return examples
+
+
+# ---- epochs and batches -------------------------------------------------------------------
+
+class PretrainingData:
+    """Examples for each epoch, reproducible from the seed.
+
+    dynamic=True:  epoch e draws new segment pairs and masks with a generator seeded by (seed, e).
+    dynamic=False: `dupe_factor` copies of the data, each with its own masks, drawn once; every
+                   epoch reuses them (reshuffled), as the original BERT release.
+    """
+
+    def __init__(self, documents, vocab: Vocab, seed=0, dynamic=True, dupe_factor=1, **example_kwargs):
+        if len(documents) < 2:
+            raise ValueError("next-sentence prediction needs at least two documents")
+        self.documents, self.vocab, self.seed = documents, vocab, seed
+        self.dynamic, self.dupe_factor, self.example_kwargs = dynamic, dupe_factor, example_kwargs
+        self._static = None
+
+    def _draw(self, key):
+        rng = random.Random(f"{self.seed}-{key}")
+        docs_rng_order = list(range(len(self.documents)))
+        rng.shuffle(docs_rng_order)                     # documents shuffled (appendix A.2)
+        docs = [self.documents[i] for i in docs_rng_order]
+        examples = create_examples(docs, self.vocab, rng, **self.example_kwargs)
+        for ex in examples:                              # report indices in the corpus' own order
+            ex.document_index = docs_rng_order[ex.document_index]
+            if ex.random_document_index >= 0:
+                ex.random_document_index = docs_rng_order[ex.random_document_index]
+        return examples
+
+    def epoch(self, e: int) -> list[Example]:
+        if self.dynamic:
+            return self._draw(f"epoch{e}")
+        if self._static is None:
+            self._static = [ex for d in range(self.dupe_factor) for ex in self._draw(f"dupe{d}")]
+        examples = list(self._static)
+        random.Random(f"{self.seed}-order{e}").shuffle(examples)
+        return examples
+
+
+def collate(examples, pad_id=0):
+    """Pad a list of examples to the longest: int64 arrays for the model."""
+    batch = pad_batch([{"input_ids": ex.input_ids, "token_type_ids": ex.token_type_ids, "labels": ex.labels}
+                       for ex in examples], pad_id)
+    batch["next_sentence_label"] = np.array([ex.next_sentence_label for ex in examples], dtype=np.int64)
+    return batch

@@ -1,0 +1,1 @@
+"""Tools on a trained model: feature extraction, fill-mask, sizes, pictures."""

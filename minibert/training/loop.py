@@ -1,0 +1,82 @@
+"""What pretraining and fine-tuning share: one training step, the run's metrics file, the
+progress bar and the curve.
+
+    out, grad_norm = train_step(model, batch, optimizer, lr, max_grad_norm, step)
+
+is one update: the forward with its loss, the backward, gradient clipping, the optimizer step.
+A loss or gradient norm that is not finite stops the run (TrainingError naming the step) before
+anything is updated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .optim import clip_grad_norm
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (bad input, a non-finite loss): the message says why."""
+
+
+def train_step(model, batch, optimizer, lr, max_grad_norm, step, **forward_kwargs):
+    """One update of `model` on `batch` (the model's keyword inputs, labels included).
+    `step` (1-based) names the update in errors.  Returns (the forward's output, the gradient
+    norm before clipping)."""
+    out = model(**batch, **forward_kwargs)
+    if not math.isfinite(out.loss):
+        raise TrainingError(f"loss is {out.loss} at step {step}: stopped")
+    grads = model.backward()
+    grad_norm = clip_grad_norm(grads, max_grad_norm)
+    if not math.isfinite(grad_norm):
+        raise TrainingError(f"gradient norm is {grad_norm} at step {step}: stopped")
+    optimizer.step(grads, lr=lr)
+    return out, grad_norm
+
+
+class MetricsLog:
+    """A run's `metrics.jsonl`: one JSON object a line, each with its `step` and `split`."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def append(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def clear(self) -> None:
+        self.path.write_text("", encoding="utf-8")
+
+    def truncate(self, step: int) -> None:
+        """Drop the records after `step` (a resumed run does those steps again)."""
+        kept = [r for r in self.records() if r["step"] <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+
+def progress_bar(total, desc, unit, enabled=True, initial=0):
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
+
+
+def printer(enabled=True):
+    """print for messages between progress-bar updates (tqdm.write), or nothing."""
+    return tqdm.write if enabled else (lambda *args, **kwargs: None)
+
+
+def draw_curve(plot, metrics_path, png_path, log) -> bool:
+    """Draw the run's curve with `plot(metrics_path, png_path)` (minibert.tools.viz), when
+    matplotlib is installed.  Returns whether a picture was written."""
+    try:
+        plot(metrics_path, png_path)
+    except ImportError:
+        log(f"matplotlib is not installed: no {Path(png_path).name} (pip install matplotlib)")
+        return False
+    return True

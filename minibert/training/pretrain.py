@@ -1,0 +1,373 @@
+"""Pretraining: masked LM + next sentence prediction on a corpus, from raw text to a checkpoint.
+
+    run = pretrain(PretrainArgs(corpus="data/kjv.txt.gz", output_dir="runs/pretrain"))
+
+The run directory holds
+    args.json                   the arguments (what `resume` reads back)
+    tokenizer/                  the WordPiece vocabulary of the run
+    metrics.jsonl               one JSON line per log interval ("train") and per evaluation ("eval")
+    curve.png                   loss and accuracy curves (when matplotlib is installed)
+    checkpoint-0000500/         HF checkpoint + tokenizer + optimizer.safetensors + trainer_state.json
+    model/                      the final model with its tokenizer (HF format)
+
+Training never loses work: a checkpoint directory is written under a temporary name and renamed
+into place, so the newest complete one is always readable; `resume=True` continues from it with
+the same subsequent losses as an uninterrupted run (the data of an epoch is a function of the
+seed, and the dropout generator's state is saved); a NaN or infinite loss stops the run naming
+the step, leaving the last good checkpoint; Ctrl-C finishes the current step, saves and exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import BertConfig
+from ..data.pretraining import (PretrainingData, Vocab, collate, read_documents, split_documents,
+                                tokenize_documents)
+from ..layers.cross_entropy import IGNORE_INDEX
+from ..models.bert import BertForPreTraining
+from ..models.presets import preset_config
+from ..tokenization import BertTokenizer
+from ..tools.viz import plot_training_curve
+from .loop import MetricsLog, TrainingError, draw_curve, printer, progress_bar, train_step
+from .optim import AdamW, linear_warmup_decay
+
+# The shipped corpus, found beside the package in a source checkout (`pip install -e .`).
+DEFAULT_CORPUS = str(Path(__file__).resolve().parents[2] / "data" / "kjv.txt.gz")
+
+
+@dataclass
+class PretrainArgs:
+    corpus: str = DEFAULT_CORPUS
+    output_dir: str = "runs/pretrain"
+    model_size: str = "tiny"                   # a preset name (minibert.presets) ...
+    config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
+    vocab_size: int = 8000
+    tokenizer: str | None = None               # a directory with a tokenizer to use instead of training one
+    dropout: float | None = 0.0                # hidden and attention dropout (None: the config's)
+    max_seq_length: int = 64
+    batch_size: int = 64
+    max_steps: int = 4400
+    learning_rate: float = 1e-3
+    warmup_steps: int = 150
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    eval_fraction: float = 0.03                # of the documents, held out
+    max_eval_examples: int = 512
+    eval_every: int = 250
+    save_every: int = 250
+    log_every: int = 10
+    keep_checkpoints: int = 2
+    short_seq_prob: float = 0.1
+    masked_lm_prob: float = 0.15
+    max_predictions_per_seq: int = 20
+    whole_word_mask: bool = False
+    dynamic_masking: bool = True
+    dupe_factor: int = 1
+    unigram_bias_init: bool = True              # start the MLM output bias at log unigram frequencies
+
+    def validate(self):
+        for name in ("vocab_size", "max_seq_length", "batch_size", "max_steps", "eval_every",
+                     "save_every", "log_every", "keep_checkpoints", "max_predictions_per_seq",
+                     "dupe_factor", "max_eval_examples"):
+            if getattr(self, name) <= 0:
+                raise TrainingError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_seq_length < 8:
+            raise TrainingError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        if not 0.0 < self.masked_lm_prob < 1.0:
+            raise TrainingError(f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}")
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    step: int
+    model_dir: Path | None           # the final model (None when stopped early)
+    interrupted: bool = False
+    last_eval: dict | None = None
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a complete one has its trainer_state.json)."""
+    found = [p for p in run_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> Path:
+    from safetensors.numpy import save_file
+
+    final = run_dir / f"checkpoint-{state['step']:07d}"
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", suffix=".tmp", dir=run_dir))
+    try:
+        model.save_pretrained(staging)
+        opt = optimizer.state_dict()
+        moments = {f"{m}/{k}": v for m in ("exp_avg", "exp_avg_sq") for k, v in opt.pop(m).items()}
+        save_file(moments, str(staging / "optimizer.safetensors"))
+        state = dict(state, optimizer=opt, dropout_rng=model.rng.bit_generator.state)
+        (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        if final.exists():                       # the same step saved again (after a resume)
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model, optimizer) -> dict:
+    from safetensors.numpy import load_file
+
+    fresh = BertForPreTraining.from_pretrained(path, dtype=model.dtype)
+    model.load_state_dict(fresh.params)
+    state = json.loads((path / "trainer_state.json").read_text())
+    opt = dict(state.pop("optimizer"))
+    moments = load_file(str(path / "optimizer.safetensors"))
+    for m in ("exp_avg", "exp_avg_sq"):
+        opt[m] = {k[len(m) + 1:]: v for k, v in moments.items() if k.startswith(m + "/")}
+    optimizer.load_state_dict(opt)
+    model.rng.bit_generator.state = state.pop("dropout_rng")
+    return state
+
+
+# ---- metrics --------------------------------------------------------------------------------
+
+def batch_metrics(out, batch):
+    """Accuracies of one batch (MLM logits at the masked positions only)."""
+    masked_labels = batch["labels"][batch["labels"] != IGNORE_INDEX]
+    mlm_correct = int((out.prediction_logits.argmax(-1) == masked_labels).sum())
+    nsp_correct = int((out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum())
+    return mlm_correct, len(masked_labels), nsp_correct, len(batch["next_sentence_label"])
+
+
+def evaluate(model, examples, batch_size, baseline_id=None) -> dict:
+    """Loss and accuracy on held-out examples (dropout off)."""
+    model.eval()
+    totals = np.zeros(6)        # mlm loss * n, nsp loss * b, mlm correct, n, nsp correct, b
+    baseline_hits = 0
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start:start + batch_size])
+        out = model(**batch, predict_masked_only=True)
+        mc, n, nc, b = batch_metrics(out, batch)
+        totals += (out.mlm_loss * n, out.nsp_loss * b, mc, n, nc, b)
+        if baseline_id is not None:
+            baseline_hits += int((batch["labels"] == baseline_id).sum())
+    model.train()
+    mlm_loss, nsp_loss, mc, n, nc, b = totals
+    result = {"loss": mlm_loss / n + nsp_loss / b, "mlm_loss": mlm_loss / n, "nsp_loss": nsp_loss / b,
+              "mlm_accuracy": mc / n, "nsp_accuracy": nc / b, "examples": int(b)}
+    if baseline_id is not None:
+        result["mlm_baseline_accuracy"] = baseline_hits / n
+    return result
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+def _prepare_output(run_dir: Path, resume: bool):
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise TrainingError(f"output directory {run_dir} is not writable ({e.strerror})") from None
+    if not resume and (checkpoint_dirs(run_dir) or (run_dir / "metrics.jsonl").exists()):
+        raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, or "
+                            f"choose another --output")
+    if resume and not (run_dir / "args.json").is_file():
+        raise TrainingError(f"nothing to resume in {run_dir}: it has no args.json")
+
+
+def _model_config(args: PretrainArgs, vocab_size: int) -> BertConfig:
+    if args.config_file:
+        config = BertConfig.from_json_file(args.config_file)
+        config.vocab_size = vocab_size
+        config.pad_token_id = 0
+        config.validate()
+    else:
+        config = preset_config(args.model_size, vocab_size=vocab_size)
+    if args.dropout is not None:
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = args.dropout
+        config.validate()
+    if args.max_seq_length > config.max_position_embeddings:
+        raise TrainingError(f"max_seq_length {args.max_seq_length} is longer than the model's "
+                            f"max_position_embeddings ({config.max_position_embeddings})")
+    return config
+
+
+def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: int | None = None,
+             progress: bool = True, on_step=None) -> RunResult:
+    """Run (or, with `resume`, continue) pretraining.  `max_steps` overrides the stored value on
+    resume.  `on_step(step, model, record)` is called after every update (for tests and hooks)."""
+    run_dir = Path((args or PretrainArgs()).output_dir)
+    _prepare_output(run_dir, resume)
+    if resume:
+        args = PretrainArgs(**json.loads((run_dir / "args.json").read_text()))
+        args.output_dir = str(run_dir)
+    args = args or PretrainArgs()
+    if max_steps is not None:
+        args.max_steps = max_steps
+    args.validate()
+    (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
+    log = printer(progress)
+
+    # -- data: documents, tokenizer, held-out split, examples
+    documents = read_documents(args.corpus)
+    if len(documents) < 2:
+        raise TrainingError(f"corpus {args.corpus} has a single document: next-sentence prediction "
+                            f"needs at least two (separate documents with a blank line)")
+    train_docs, eval_docs = split_documents(documents, args.eval_fraction, args.seed)
+    checkpoints = checkpoint_dirs(run_dir) if resume else []
+    tokenizer_dir = run_dir / "tokenizer"
+    if resume and tokenizer_dir.is_dir():
+        tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
+    elif args.tokenizer:
+        tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
+    else:
+        # The `tokenizers` trainer breaks ties by hash-map order, so two trainings on the same text
+        # can differ (huggingface/tokenizers#1794): the run keeps its own and resume reuses it.
+        log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
+        tokenizer = BertTokenizer.train_from_texts([s for d in train_docs for s in d], args.vocab_size,
+                                                   show_progress=False)
+    if not resume or not tokenizer_dir.is_dir():
+        tokenizer.save_pretrained(tokenizer_dir)
+    vocab = Vocab.from_tokenizer(tokenizer)
+    train_ids = tokenize_documents(train_docs, tokenizer)
+    example_kwargs = dict(max_seq_length=args.max_seq_length, short_seq_prob=args.short_seq_prob,
+                          masked_lm_prob=args.masked_lm_prob,
+                          max_predictions_per_seq=args.max_predictions_per_seq,
+                          whole_word_mask=args.whole_word_mask)
+    train_data = PretrainingData(train_ids, vocab, seed=args.seed, dynamic=args.dynamic_masking,
+                                 dupe_factor=args.dupe_factor, **example_kwargs)
+    eval_examples = []
+    if eval_docs:
+        eval_examples = PretrainingData(tokenize_documents(eval_docs, tokenizer), vocab,
+                                        seed=args.seed + 1, dynamic=False, **example_kwargs
+                                        ).epoch(0)[:args.max_eval_examples]
+    # the most-frequent-token baseline: always predict the commonest token of the training text
+    counts = Counter(t for d in train_ids for s in d for t in s)
+    baseline_id = counts.most_common(1)[0][0]
+
+    # -- model, optimizer, and where we are
+    config = _model_config(args, tokenizer.vocab_size)
+    model = BertForPreTraining(config, seed=args.seed).train()
+    if args.unigram_bias_init:
+        # log p(token) of the training text (add-one smoothed): the model starts where a
+        # unigram model ends, instead of first learning the frequencies through its hidden state
+        freq = np.ones(config.vocab_size)
+        for token, n in counts.items():
+            freq[token] += n
+        model.params["cls.predictions.bias"][...] = np.log(freq / freq.sum())
+    model.tokenizer = tokenizer
+    optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
+    step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    if checkpoints:
+        state = load_checkpoint(checkpoints[-1], model, optimizer)
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        last_checkpoint = checkpoints[-1]
+        metrics.truncate(step)
+        log(f"resuming from {last_checkpoint} (step {step})")
+    elif resume:
+        metrics.truncate(0)
+    log(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+        f"{config.num_attention_heads} heads, {model.num_parameters():,} parameters; "
+        f"{len(train_docs)} training documents, {len(eval_docs)} held out")
+
+    # -- Ctrl-C: finish the step, save, exit
+    interrupted = {"flag": False}
+
+    def on_sigint(signum, frame):
+        interrupted["flag"] = True
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    window = dict(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0, t0=time.perf_counter())
+    bar = progress_bar(args.max_steps, "pretraining", "step", progress, initial=step)
+    last_eval = None
+
+    def checkpoint():
+        nonlocal last_checkpoint
+        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
+        last_checkpoint = save_checkpoint(run_dir, model, optimizer, state, args.keep_checkpoints)
+
+    try:
+        while step < args.max_steps and not interrupted["flag"]:
+            examples = train_data.epoch(epoch)
+            n_batches = len(examples) // args.batch_size
+            if n_batches == 0:
+                raise TrainingError(f"the corpus gives {len(examples)} examples, fewer than one batch "
+                                    f"of {args.batch_size}: lower --batch-size or use more text")
+            while batch_in_epoch < n_batches and step < args.max_steps and not interrupted["flag"]:
+                start = batch_in_epoch * args.batch_size
+                batch = collate(examples[start:start + args.batch_size])
+                lr = linear_warmup_decay(step, args.learning_rate, args.warmup_steps, args.max_steps)
+                try:
+                    out, grad_norm = train_step(model, batch, optimizer, lr, args.max_grad_norm, step + 1,
+                                                predict_masked_only=True)
+                except TrainingError as e:
+                    raise TrainingError(f"{e}; the last good checkpoint is "
+                                        f"{last_checkpoint or 'none (none saved yet)'}") from None
+                step += 1
+                batch_in_epoch += 1
+
+                mc, n, nc, b = batch_metrics(out, batch)
+                for key, value in (("loss", out.loss), ("mlm", out.mlm_loss), ("nsp", out.nsp_loss),
+                                   ("mc", mc), ("n", n), ("nc", nc), ("b", b),
+                                   ("tokens", int(batch["attention_mask"].sum())), ("steps", 1)):
+                    window[key] += value
+                record = None
+                if step % args.log_every == 0 or step == args.max_steps:
+                    seconds = time.perf_counter() - window["t0"]
+                    k = window["steps"]
+                    record = {"step": step, "split": "train", "epoch": epoch, "loss": window["loss"] / k,
+                              "mlm_loss": window["mlm"] / k, "nsp_loss": window["nsp"] / k,
+                              "mlm_accuracy": window["mc"] / window["n"], "nsp_accuracy": window["nc"] / window["b"],
+                              "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / seconds}
+                    metrics.append(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", mlm_acc=f"{record['mlm_accuracy']:.3f}",
+                                    nsp_acc=f"{record['nsp_accuracy']:.3f}", lr=f"{lr:.2e}",
+                                    tok_s=f"{record['tokens_per_s']:.0f}")
+                    window.update(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0,
+                                  t0=time.perf_counter())
+                bar.update(1)
+                if eval_examples and (step % args.eval_every == 0 or step == args.max_steps):
+                    last_eval = {"step": step, "split": "eval",
+                                 **evaluate(model, eval_examples, args.batch_size, baseline_id)}
+                    metrics.append(last_eval)
+                    log(f"step {step}: held-out MLM accuracy {last_eval['mlm_accuracy']:.3f} "
+                        f"(most-frequent-token baseline {last_eval['mlm_baseline_accuracy']:.3f}), "
+                        f"NSP accuracy {last_eval['nsp_accuracy']:.3f}, loss {last_eval['loss']:.3f}")
+                if step % args.save_every == 0 or step == args.max_steps:
+                    checkpoint()
+                if on_step is not None:
+                    on_step(step, model, record)
+            if batch_in_epoch >= n_batches:
+                epoch, batch_in_epoch = epoch + 1, 0
+        if interrupted["flag"]:
+            checkpoint()
+            log(f"interrupted: saved {last_checkpoint}; continue with --resume")
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous_handler)
+
+    draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log)
+    model_dir = None
+    if not interrupted["flag"]:
+        model_dir = model.save_pretrained(run_dir / "model")
+        log(f"saved the model to {model_dir}")
+    return RunResult(run_dir, step, model_dir, interrupted["flag"], last_eval)

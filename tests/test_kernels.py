@@ -1,0 +1,244 @@
+"""Each fast kernel (minibert.kernels) against the textbook layer it stands for (minibert.layers),
+forward and backward, on random inputs: odd shapes and single rows, masked and fully masked rows,
+rows of inf and NaN, rows far below their matrix's max.
+
+Tolerances, relative to the largest value of each tensor (NaN where the textbook has NaN):
+  float64: 1e-12 (the same arithmetic in another order: products flattened, sums blocked);
+  float32: 2e-6 for the elementwise layers (a few roundings), 1e-5 where a matrix product or a
+  long sum is reordered (attention, linear layers, the loss over a vocabulary).  LayerNorm in
+  float32 loses more on a row whose mean is far from zero against its spread (x - mean cancels,
+  in any float32 LayerNorm): there a row's bound grows by eps32 * C * |mean| / std.
+"""
+
+import numpy as np
+import pytest
+
+from minibert import kernels, layers
+from minibert.layers.activations import ACTIVATIONS
+
+DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+SHAPES = pytest.mark.parametrize("shape", [(1, 1, 8), (2, 7, 13), (3, 5, 64)], ids=["one-row", "odd", "wide"])
+
+
+def tol(dtype, product=False):
+    return 1e-12 if dtype == np.float64 else (1e-5 if product else 2e-6)
+
+
+def assert_equal_within(fast, ref, rtol, what=""):
+    """Recursively over dicts / tuples / arrays / floats."""
+    if isinstance(ref, dict):
+        assert set(fast) == set(ref), what
+        for k in ref:
+            assert_equal_within(fast[k], ref[k], rtol, f"{what}[{k}]")
+        return
+    if isinstance(ref, (tuple, list)):
+        for i, (a, b) in enumerate(zip(fast, ref)):
+            assert_equal_within(a, b, rtol, f"{what}[{i}]")
+        return
+    if ref is None:
+        assert fast is None, what
+        return
+    fast, ref = np.asarray(fast), np.asarray(ref)
+    assert fast.shape == ref.shape and fast.dtype == ref.dtype, f"{what}: {fast.shape} {fast.dtype} vs {ref.shape} {ref.dtype}"
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref), err_msg=f"{what}: NaN positions")
+    finite = np.isfinite(ref)
+    np.testing.assert_array_equal(fast[~finite & ~np.isnan(ref)], ref[~finite & ~np.isnan(ref)], err_msg=what)
+    scale = np.abs(ref[finite]).max() if finite.any() else 1.0
+    err = np.abs(fast[finite] - ref[finite]).max() if finite.any() else 0.0
+    assert err <= rtol * max(scale, np.finfo(ref.dtype).tiny), f"{what}: error {err:.2e} > {rtol:.0e} x {scale:.2e}"
+
+
+def both(name, *args, **kwargs):
+    """(fast, reference) results of one op on copies of the same arguments."""
+    copy = lambda a: a.copy() if isinstance(a, np.ndarray) else a   # noqa: E731
+    fast = getattr(kernels, name)(*[copy(a) for a in args], **kwargs)
+    ref = getattr(layers, name)(*[copy(a) for a in args], **kwargs)
+    return fast, ref
+
+
+def randn(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+@DTYPES
+@SHAPES
+def test_linear(dtype, shape):
+    rng = np.random.default_rng(0)
+    x, w, b = randn(rng, shape, dtype), randn(rng, (11, shape[-1]), dtype), randn(rng, (11,), dtype)
+    (y_f, c_f), (y_r, c_r) = both("linear_forward", x, w, b)
+    assert_equal_within(y_f, y_r, tol(dtype, True), "y")
+    dy = randn(rng, y_r.shape, dtype)
+    assert_equal_within(kernels.linear_backward(dy, c_f), layers.linear_backward(dy, c_r), tol(dtype, True), "grads")
+
+
+@DTYPES
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_linear_activation(dtype, activation):
+    rng = np.random.default_rng(1)
+    x, w, b = randn(rng, (2, 7, 13), dtype, 2), randn(rng, (17, 13), dtype), randn(rng, (17,), dtype)
+    (y_f, c_f), (y_r, c_r) = both("linear_activation_forward", x, w, b, activation)
+    assert_equal_within(y_f, y_r, tol(dtype, True), "y")
+    dy = randn(rng, y_r.shape, dtype)
+    assert_equal_within(kernels.linear_activation_backward(dy, c_f), layers.linear_activation_backward(dy, c_r),
+                        tol(dtype, True), "grads")
+
+
+@DTYPES
+def test_gelu(dtype):
+    """The float32 polynomial against scipy's erf: within 2 eps32 max(|x|, 1) (see the bound in
+    test_against_transformers), which the relative 2e-6 covers on this range."""
+    rng = np.random.default_rng(2)
+    x = randn(rng, (9, 31), dtype, 4)
+    x[0, :5] = [0.0, -0.0, 30.0, -30.0, 1e-30]
+    (y_f, c_f), (y_r, c_r) = both("gelu_forward", x)
+    assert_equal_within(y_f, y_r, tol(dtype), "y")
+    dy = randn(rng, x.shape, dtype)
+    assert_equal_within(kernels.gelu_backward(dy, c_f), layers.gelu_backward(dy, c_r), 2 * tol(dtype), "dx")
+
+
+def special_rows(x):
+    """Rows of the kinds a kernel may get wrong: constant, far below the rest, huge, inf, NaN."""
+    x[0, 0] = 3.0                                   # constant row: variance 0
+    if x.shape[0] > 1:
+        x[1, 1] -= 300.0                            # far below the rest of its matrix
+        x[1, 2] *= 1e4
+        x[1, 3, 0] = np.inf
+        x[1, 4, 1] = np.nan
+    return x
+
+
+@DTYPES
+@SHAPES
+@pytest.mark.filterwarnings("ignore:invalid value encountered")     # inf - inf, as in the textbook
+def test_layer_norm_and_add_layer_norm(dtype, shape):
+    rng = np.random.default_rng(3)
+    x = special_rows(randn(rng, shape, dtype, 3)) if shape[1] >= 5 else randn(rng, shape, dtype)
+    residual, w, b = randn(rng, shape, dtype), randn(rng, shape[-1:], dtype), randn(rng, shape[-1:], dtype)
+    dy = randn(rng, shape, dtype)
+    (y_f, c_f), (y_r, c_r) = both("layer_norm_forward", x, w, b, 1e-12)
+    assert_rows_within(y_f, y_r, x, "layer_norm")
+    dx_f, g_f = kernels.layer_norm_backward(dy, c_f)
+    dx_r, g_r = layers.layer_norm_backward(dy, c_r)
+    assert_rows_within(dx_f, dx_r, x, "dx")
+    if np.isfinite(x).all():                        # one non-finite row makes every sum over rows NaN
+        assert_equal_within(g_f, g_r, tol(dtype, True), "grads")
+    (y_f, c_f), (y_r, c_r) = both("add_layer_norm_forward", x, residual, w, b, 1e-12)
+    assert_rows_within(y_f, y_r, x + residual, "add_layer_norm")
+    assert_rows_within(kernels.add_layer_norm_backward(dy, c_f)[0], layers.add_layer_norm_backward(dy, c_r)[0],
+                       x + residual, "dx")
+
+
+def assert_rows_within(fast, ref, x, what):
+    """LayerNorm's outputs row by row: tol(dtype), plus eps * C * |mean| / std of the row's input."""
+    dtype = ref.dtype.type
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref), err_msg=f"{what}: NaN positions")
+    x64 = x.astype(np.float64).reshape(-1, x.shape[-1])
+    fast, ref = fast.reshape(x64.shape), ref.reshape(x64.shape)
+    for r in np.flatnonzero(np.isfinite(x64).all(-1)):
+        spread = x64[r].std()
+        cond = abs(x64[r].mean()) / spread if spread > 0 else 0.0
+        bound = (tol(dtype) + np.finfo(dtype).eps * x64.shape[1] * cond) * max(np.abs(ref[r]).max(), 1e-30)
+        assert np.abs(fast[r] - ref[r]).max() <= bound, f"{what}, row {r}"
+
+
+@DTYPES
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_softmax(dtype):
+    """The fast kernel shifts each (R, K) matrix by its max and redoes underflowing rows with
+    their own max: masked keys (the dtype's minimum), a fully masked row, rows of +inf and NaN,
+    rows far below the matrix's max, huge values, a single row."""
+    rng = np.random.default_rng(0)
+    x = randn(rng, (3, 6, 7), np.float64, 4)
+    x[0, 1] -= 200.0                       # exps underflow against the matrix's max
+    x[0, 2] -= 60.0                        # small but normal: kept without a redo
+    x[1, 3] = np.finfo(dtype).min          # every key masked
+    x[1, 0, 4:] = np.finfo(dtype).min      # some keys masked
+    x[1, 4, 2] = np.inf
+    x[1, 5, 0] = np.nan
+    x[2] *= 1e3
+    x[2, :, 1:] -= 500.0
+    x = x.astype(dtype)
+    (y_f, c_f), (y_r, c_r) = both("softmax_forward", x)
+    assert_equal_within(y_f, y_r, tol(dtype), "softmax")
+    np.testing.assert_allclose(y_f[1, 3], 1.0 / 7, rtol=tol(dtype))      # uniform, as torch
+    assert np.all(y_f[1, 0, 4:] == 0)
+    dy = randn(rng, x.shape, dtype)
+    assert_equal_within(kernels.softmax_backward(dy, c_f), layers.softmax_backward(dy, c_r), tol(dtype), "dx")
+    one_row = randn(rng, (1, 5), dtype)
+    assert_equal_within(kernels.softmax_forward(one_row)[0], layers.softmax_forward(one_row)[0], tol(dtype))
+
+
+@DTYPES
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_embedding_backward(dtype, padding_idx):
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 9, (3, 11))
+    ids[0, :4] = 2                                  # runs of one id
+    ids[2, -3:] = 0
+    w = randn(rng, (9, 6), dtype)
+    (y_f, c_f), (y_r, c_r) = both("embedding_forward", ids, w, padding_idx)
+    assert_equal_within(y_f, y_r, 0.0, "lookup")
+    dy = randn(rng, y_r.shape, dtype)
+    assert_equal_within(kernels.embedding_backward(dy, c_f), layers.embedding_backward(dy, c_r), tol(dtype), "grads")
+
+
+@DTYPES
+def test_cross_entropy(dtype):
+    rng = np.random.default_rng(5)
+    logits = randn(rng, (13, 50), dtype, 3)
+    logits[2] *= 1e3                                 # far-apart logits
+    labels = rng.integers(0, 50, 13)
+    labels[[1, 5, 6]] = -100
+    for labels_case in (labels, np.full(13, -100), labels[:1]):
+        z = logits[:len(labels_case)]
+        (loss_f, c_f), (loss_r, c_r) = both("cross_entropy_forward", z, labels_case)
+        assert_equal_within(loss_f, loss_r, tol(dtype, True), "loss")
+        assert_equal_within(kernels.cross_entropy_backward(0.5, c_f), layers.cross_entropy_backward(0.5, c_r),
+                            tol(dtype), "dlogits")
+
+
+@DTYPES
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_self_attention(dtype, dropout):
+    """Padded keys, a sequence whose every key is padding, dropout with the same generator."""
+    rng = np.random.default_rng(6)
+    B, T, C, H = 3, 7, 12, 3
+    x = randn(rng, (B, T, C), dtype)
+    params = {f"{n}.{k}": randn(rng, (C, C) if k == "weight" else (C,), dtype)
+              for n in ("query", "key", "value") for k in ("weight", "bias")}
+    mask = np.ones((B, T), dtype=np.int64)
+    mask[1, 4:] = 0
+    mask[2, :] = 0                                  # nothing to attend to: uniform, as torch
+    bias = layers.attention_mask_bias(mask, dtype)
+    fast = kernels.self_attention_forward(x, bias, params, H, dropout, np.random.default_rng(9), True)
+    ref = layers.self_attention_forward(x, bias, params, H, dropout, np.random.default_rng(9), True)
+    assert_equal_within(fast[0], ref[0], tol(dtype, True), "context")
+    assert_equal_within(fast[1]["probs"], ref[1]["probs"], tol(dtype, True), "probs")
+    dy = randn(rng, x.shape, dtype)
+    dx_f, g_f = kernels.self_attention_backward(dy, fast[1])
+    dx_r, g_r = layers.self_attention_backward(dy, ref[1])
+    assert_equal_within(dx_f, dx_r, tol(dtype, True), "dx")
+    for k in g_r:
+        if k != "key.bias":                         # zero in theory: both are round-off
+            assert_equal_within(g_f[k], g_r[k], tol(dtype, True), k)
+    assert np.abs(g_f["key.bias"]).max() <= 100 * np.finfo(dtype).eps * np.abs(g_r["key.weight"]).max()
+
+
+@DTYPES
+@pytest.mark.parametrize("decoupled, correct_bias", [(True, True), (False, True), (True, False)],
+                         ids=["adamw", "adam-l2", "no-bias-correction"])
+def test_adam_update(dtype, decoupled, correct_bias):
+    """Five steps of both updates from the same state, with and without weight decay."""
+    rng = np.random.default_rng(7)
+    start = [randn(rng, (37, 5), dtype) for _ in range(3)]      # param, m, v (v >= 0)
+    start[2] = np.abs(start[2]) * 1e-3
+    results = []
+    for F in (kernels, layers):
+        p, m, v = (a.copy() for a in start)
+        for step in range(1, 6):
+            g = randn(np.random.default_rng(step), p.shape, dtype)
+            F.adam_update(p, g, m, v, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, step=step,
+                          weight_decay=0.1 if step % 2 else 0.0, decoupled=decoupled, correct_bias=correct_bias)
+        results.append((p, m, v))
+    assert_equal_within(results[0], results[1], tol(dtype), "param, m, v")
+    assert not np.array_equal(results[0][0], start[0])
