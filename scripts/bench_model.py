@@ -25,8 +25,11 @@ import subprocess
 import sys
 import time
 
-import minibert  # noqa: F401  (before NumPy: minibert/runtime.py shortens OpenBLAS's idle spin)
-import numpy as np
+from minibert.runtime import configure_runtime
+
+configure_runtime()             # as the `minibert` command does, before NumPy loads (minibert/runtime.py)
+
+import numpy as np  # noqa: E402
 
 SIZES = {   # layers, hidden, heads
     "tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8),

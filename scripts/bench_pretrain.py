@@ -14,9 +14,13 @@ import shutil
 import time
 from pathlib import Path
 
-from minibert import BertForPreTraining
-from minibert.tools.fill_mask import fill_mask
-from minibert.training.pretrain import PretrainArgs, pretrain
+from minibert.runtime import configure_runtime
+
+configure_runtime()             # as the `minibert` command does, before NumPy loads (minibert/runtime.py)
+
+from minibert import BertForPreTraining  # noqa: E402
+from minibert.tools.fill_mask import fill_mask  # noqa: E402
+from minibert.training.pretrain import PretrainArgs, pretrain  # noqa: E402
 
 PROBES = ["In the beginning God created the heaven and the [MASK].",
           "And God said, Let there be [MASK]: and there was light.",

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minibert import BertForSequenceClassification, BertModel
+from minibert import AdamW, BertForSequenceClassification, BertModel
+from minibert.data.finetuning import read_tsv
 from minibert.tools.features import sentence_embeddings
 from minibert.training.finetune import FinetuneArgs, finetune
-from minibert.data.finetuning import read_tsv
-from minibert.training.optim import AdamW
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sentiment"
 

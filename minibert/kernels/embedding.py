@@ -6,8 +6,6 @@ are sorted by id and each run of equal ids summed with one `np.add.reduceat` (5-
 
 import numpy as np
 
-from ..layers.embedding import embedding_forward  # noqa: F401  (the lookup has no faster form)
-
 
 def embedding_backward(dy, cache):
     """As layers.embedding.embedding_backward."""

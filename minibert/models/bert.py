@@ -91,9 +91,9 @@ def bert_forward(params, prefix, config, input_ids, attention_mask, token_type_i
 
 
 def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix, trainable_layers=None):
-    """Gradients of every encoder parameter (full names, with `prefix`).  With `trainable_layers`
-    N, only the top N layers (and the pooler) get gradients: the layers below and the embeddings
-    are frozen, and the backward pass stops there."""
+    """Gradients of every encoder parameter (full names, with `prefix`); the ids have none (None).
+    With `trainable_layers` N, only the top N layers (and the pooler) get gradients: the layers
+    below and the embeddings are frozen, and the backward pass stops there."""
     emb_cache, enc_caches, pool_cache = cache
     grads = {}
     dh = d_last_hidden_state
@@ -106,7 +106,7 @@ def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix, trainable
     if trainable_layers is None:
         _, g = embeddings_backward(dx, emb_cache)
         add_grads(grads, prefix + "embeddings.", g)
-    return grads
+    return None, grads
 
 
 def _select_outputs(out, output_hidden_states, output_attentions):
@@ -140,7 +140,8 @@ class BertModel(Module):
             raise ValueError("BertModel.backward() needs d_last_hidden_state and/or d_pooler_output")
         if d_last_hidden_state is None:
             d_last_hidden_state = np.zeros(shape, dtype=self.dtype)
-        return self._zero_fill(bert_backward(d_last_hidden_state, d_pooler_output, cache, ""))
+        _, grads = bert_backward(d_last_hidden_state, d_pooler_output, cache, "")
+        return self._zero_fill(grads)
 
 
 class BertForPreTraining(Module):
@@ -234,5 +235,6 @@ class BertForPreTraining(Module):
             dnsp, _ = ops.cross_entropy_backward(1.0, nsp_loss_cache)
             dpooled, g = nsp_head_backward(dnsp, nsp_cache)
             add_grads(grads, "cls.seq_relationship.", g)
-        add_grads(grads, "", bert_backward(dh, dpooled, bert_cache, "bert."))
+        _, encoder_grads = bert_backward(dh, dpooled, bert_cache, "bert.")
+        add_grads(grads, "", encoder_grads)
         return self._zero_fill(grads)

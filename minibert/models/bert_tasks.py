@@ -141,14 +141,14 @@ class BertTaskModel(Module):
         return input_ids, out, cache
 
     def _dropout(self, h):
-        p = self.config.extra.get("classifier_dropout")
+        p = self.config.extra.get("classifier_dropout")          # the dropout probability
         p = self.config.hidden_dropout_prob if p is None else p
         return ops.dropout_forward(h, p, self.rng, self.training)
 
     def _finish_backward(self, grads, d_sequence, d_pooled, bert_cache):
         if self.trainable_layers != 0:                            # anything of the encoder trains
-            add_grads(grads, "", bert_backward(d_sequence, d_pooled, bert_cache, "bert.",
-                                               self.trainable_layers))
+            _, encoder_grads = bert_backward(d_sequence, d_pooled, bert_cache, "bert.", self.trainable_layers)
+            add_grads(grads, "", encoder_grads)
         names = self.trainable_names()
         return {k: grads[k] if k in grads else np.zeros_like(self.params[k]) for k in names}
 

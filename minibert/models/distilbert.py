@@ -87,31 +87,34 @@ def init_distilbert_params(params, prefix, config, rng, dtype):
 def distilbert_forward(params, prefix, config, input_ids, attention_mask, rng, training):
     """Checked inputs (B, T) -> BertModelOutput (no pooler) with every hidden state, and the cache."""
     bert_config = config.as_bert_config()
-    p = subdict(params, prefix)
-    x, emb_cache = embeddings_forward(input_ids, None, subdict(p, "embeddings."), bert_config, rng, training)
+    params = subdict(params, prefix)
+    x, emb_cache = embeddings_forward(input_ids, None, subdict(params, "embeddings."), bert_config, rng, training)
     mask_bias = attention_mask_bias(attention_mask, x.dtype)
     hidden, attentions, caches = [x], [], []
     for i in range(config.n_layers):
-        layer = _rename(subdict(p, f"transformer.layer.{i}."), LAYER_NAMES)
+        layer = _rename(subdict(params, f"transformer.layer.{i}."), LAYER_NAMES)
         x, cache = encoder_layer_forward(x, mask_bias, layer, bert_config, rng, training,
                                          attention_output_dropout=False)
         hidden.append(x)
         attentions.append(cache["attention_probs"])
         caches.append(cache)
-    return BertModelOutput(x, None, tuple(hidden), tuple(attentions)), (emb_cache, caches)
+    cache = (emb_cache, caches, config.sinusoidal_pos_embds)
+    return BertModelOutput(x, None, tuple(hidden), tuple(attentions)), cache
 
 
-def distilbert_backward(d_last_hidden_state, cache, prefix, config):
-    emb_cache, caches = cache
+def distilbert_backward(d_last_hidden_state, cache, prefix):
+    """Gradients of every trainable DistilBERT parameter (full names, with `prefix`); the ids
+    have none (None)."""
+    emb_cache, caches, sinusoidal = cache
     grads, dy = {}, d_last_hidden_state
     for i in reversed(range(len(caches))):
         dy, g = encoder_layer_backward(dy, caches[i])
         add_grads(grads, f"{prefix}transformer.layer.{i}.", _rename(g, TO_DISTIL))
     _, g = embeddings_backward(dy, emb_cache)
-    if config.sinusoidal_pos_embds:                        # fixed waves: not a parameter to train
+    if sinusoidal:                                         # fixed waves: not a parameter to train
         del g["position_embeddings.weight"]
     add_grads(grads, prefix + "embeddings.", g)
-    return grads
+    return None, grads
 
 
 class DistilBertModule(Module):
@@ -149,7 +152,8 @@ class DistilBertModel(DistilBertModule):
                                out.attentions if output_attentions else None)
 
     def backward(self, d_last_hidden_state):
-        return self._finish(distilbert_backward(d_last_hidden_state, self._kept(), "", self.config))
+        _, grads = distilbert_backward(d_last_hidden_state, self._kept(), "")
+        return self._finish(grads)
 
 
 class DistilBertForMaskedLM(DistilBertModule):
@@ -187,7 +191,8 @@ class DistilBertForMaskedLM(DistilBertModule):
         dlogits, _ = ops.cross_entropy_backward(1.0, c["loss_cache"])
         dh, g = mlm_head_backward(dlogits.reshape(c["shape"]), c["head_cache"])
         grads = _rename(g, {bert: distil for distil, bert in self.HEAD_NAMES.items()})
-        add_grads(grads, "", distilbert_backward(dh, c["cache"], "distilbert.", self.config))
+        _, encoder_grads = distilbert_backward(dh, c["cache"], "distilbert.")
+        add_grads(grads, "", encoder_grads)
         return self._finish(grads)
 
 
@@ -212,11 +217,11 @@ class DistilBertForSequenceClassification(DistilBertModule):
     def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
                 output_attentions=False) -> TaskOutput:
         input_ids, out, cache = self._encode(input_ids, attention_mask)
-        p = self.params
-        h, pre_cache = ops.linear_activation_forward(out.last_hidden_state[:, 0], p["pre_classifier.weight"],
-                                                     p["pre_classifier.bias"], "relu")    # (B, C)
+        params = self.params
+        h, pre_cache = ops.linear_activation_forward(out.last_hidden_state[:, 0], params["pre_classifier.weight"],
+                                                     params["pre_classifier.bias"], "relu")    # (B, C)
         h, drop_mask = ops.dropout_forward(h, self.config.seq_classif_dropout, self.rng, self.training)
-        logits, cls_cache = ops.linear_forward(h, p["classifier.weight"], p["classifier.bias"])   # (B, K)
+        logits, cls_cache = ops.linear_forward(h, params["classifier.weight"], params["classifier.bias"])   # (B, K)
         loss = loss_cache = None
         if labels is not None:
             loss, loss_cache = sequence_loss_forward(logits, labels)
@@ -236,5 +241,6 @@ class DistilBertForSequenceClassification(DistilBertModule):
         add_grads(grads, "pre_classifier.", g)
         d_hidden = np.zeros(c["shape"], dtype=self.dtype)
         d_hidden[:, 0] = dfirst
-        add_grads(grads, "", distilbert_backward(d_hidden, c["cache"], "distilbert.", self.config))
+        _, encoder_grads = distilbert_backward(d_hidden, c["cache"], "distilbert.")
+        add_grads(grads, "", encoder_grads)
         return self._finish(grads)
