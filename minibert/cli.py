@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 
-
 def _error(message: str) -> int:
     print(f"minibert: error: {message}", file=sys.stderr)
     return 2

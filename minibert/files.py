@@ -1,9 +1,11 @@
-"""Writing files so that a crash never leaves half of one.
+"""Files a run writes: atomically, and the metrics log.
 
 `write_atomic` writes to a temporary file beside the target, flushes it to disk and renames it
-over the target: a reader sees the old file or the new one, never a mix.
+over the target: a reader sees the old file or the new one, never a mix.  `MetricsLog` is a
+run's `metrics.jsonl`, one JSON object a line.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -23,3 +25,27 @@ def write_atomic(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+class MetricsLog:
+    """A run's `metrics.jsonl`: one JSON object a line, each with its `step` and `split`."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def append(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def clear(self) -> None:
+        self.path.write_text("", encoding="utf-8")
+
+    def truncate(self, step: int) -> None:
+        """Drop the records after `step` (a resumed run does those steps again)."""
+        kept = [r for r in self.records() if r["step"] <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")

@@ -60,6 +60,7 @@ def twins(size):
     """A minibert BertForPreTraining and a transformers one with the same weights."""
     import torch
     import transformers
+
     from minibert import BertForPreTraining
     config = config_for(size)
     torch.manual_seed(0)
@@ -155,6 +156,7 @@ def check_equal(ours, hf, inputs):
 
 def bench_pair(size, batch, repeats):
     import torch
+
     from minibert.training.optim import AdamW
     ours, hf = twins(size)
     inputs = make_inputs(batch)

@@ -6,7 +6,9 @@ import pytest
 import torch
 import transformers
 from helpers import C, H, I, V, assert_grad_matches, rel_err
-from hf_twins import TOL, TORCH_DTYPE as TORCH, batch, compare_grads
+from hf_twins import TOL
+from hf_twins import TORCH_DTYPE as TORCH
+from hf_twins import batch, compare_grads
 from hf_twins import twins as build_twins
 
 from minibert import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForSequenceClassification,

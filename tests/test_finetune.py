@@ -10,10 +10,10 @@ from helpers import tiny_config
 
 from minibert import BertModel
 from minibert.cli import main
-from minibert.training.finetune import FinetuneArgs, finetune
 from minibert.data.finetuning import DataError, encode_squad, encode_tags, read_conll, read_squad, read_tsv
-from minibert.training.metrics import best_span, entity_f1, entity_spans, exact_match, macro_f1, token_f1
 from minibert.tokenization import BertTokenizer
+from minibert.training.finetune import FinetuneArgs, finetune
+from minibert.training.metrics import best_span, entity_f1, entity_spans, exact_match, macro_f1, token_f1
 
 WORDS = [f"w{i}" for i in range(40)]
 NUMBERS = [str(n) for n in range(10, 30)]

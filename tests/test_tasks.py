@@ -11,8 +11,8 @@ import transformers
 from helpers import B, assert_grad_matches, rel_err, tiny_config
 from hf_twins import TOL, batch, compare_grads, to_torch, twins
 
-from minibert import (BertForQuestionAnswering, BertForSequenceClassification,
-                      BertForTokenClassification, BertModel)
+from minibert import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
+                      BertModel)
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 

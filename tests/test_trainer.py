@@ -15,8 +15,8 @@ from helpers import tiny_config
 
 from minibert import BertForPreTraining
 from minibert.cli import main
-from minibert.tools.fill_mask import fill_mask
 from minibert.data.pretraining import read_documents
+from minibert.tools.fill_mask import fill_mask
 from minibert.training.pretrain import DEFAULT_CORPUS, PretrainArgs, TrainingError, checkpoint_dirs, pretrain
 
 

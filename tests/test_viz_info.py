@@ -8,8 +8,8 @@ from helpers import tiny_config
 
 from minibert import BertForPreTraining, BertModel
 from minibert.cli import main
-from minibert.tools.info import parameter_counts
 from minibert.models.presets import PRESETS, preset_config
+from minibert.tools.info import parameter_counts
 from minibert.tools.viz import plot_attention, plot_embeddings_pca
 
 
@@ -41,6 +41,7 @@ def test_attention_map_draws_the_models_own_probabilities(minilm_dir, tmp_path):
 
 def test_training_curve_and_pca(tmp_path):
     import json
+
     from minibert.tools.viz import plot_training_curve
     metrics = tmp_path / "metrics.jsonl"
     rows = [{"step": s, "split": "train", "loss": 9 - s / 10, "mlm_accuracy": s / 100, "nsp_accuracy": 0.5}

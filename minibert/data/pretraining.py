@@ -35,7 +35,6 @@ import numpy as np
 from ..layers.cross_entropy import IGNORE_INDEX
 from .batching import pad_batch
 
-
 # ---- the corpus ---------------------------------------------------------------------------
 
 def read_documents(path) -> list[list[str]]:

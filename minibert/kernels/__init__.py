@@ -22,6 +22,5 @@ from .embedding import embedding_backward
 from .gelu import gelu_backward, gelu_forward
 from .layer_norm import (add_layer_norm_backward, add_layer_norm_forward, layer_norm_backward,
                          layer_norm_forward)
-from .linear import (linear_activation_backward, linear_activation_forward, linear_backward,
-                     linear_forward)
+from .linear import linear_activation_backward, linear_activation_forward, linear_backward, linear_forward
 from .softmax import softmax_backward, softmax_forward

@@ -8,11 +8,12 @@ plot_embeddings_pca: sentence embeddings projected on their first two principal 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from ..files import MetricsLog
 
 
 def _pyplot():
@@ -34,14 +35,10 @@ def _save(plt, fig, axes, title, png_path):
     return Path(png_path)
 
 
-def read_metrics(path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
 def plot_training_curve(metrics_path, png_path, title="minibert pretraining"):
     """Two panels: loss (train and held-out) and accuracy (MLM and NSP, train and held-out)."""
     plt = _pyplot()
-    records = read_metrics(metrics_path)
+    records = MetricsLog(metrics_path).records()
     train = [r for r in records if r.get("split") == "train"]
     held = [r for r in records if r.get("split") == "eval"]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
@@ -65,7 +62,7 @@ def plot_training_curve(metrics_path, png_path, title="minibert pretraining"):
 def plot_finetune_curve(metrics_path, png_path, title="minibert fine-tuning"):
     """Training loss and every evaluation metric, per epoch."""
     plt = _pyplot()
-    records = read_metrics(metrics_path)
+    records = MetricsLog(metrics_path).records()
     train = [r for r in records if r.get("split") == "train"]
     held = [r for r in records if r.get("split") == "eval"]
     fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)

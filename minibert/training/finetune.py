@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import MetricsLog
 from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_finetune_curve
-from .loop import MetricsLog, draw_curve, printer, progress_bar, train_step
+from .loop import draw_curve, printer, progress_bar, train_step
 from .optim import AdamW, linear_warmup_decay
 from .tasks import TASKS
 

@@ -1,5 +1,5 @@
-"""What pretraining and fine-tuning share: one training step, the run's metrics file, the
-progress bar and the curve.
+"""What pretraining and fine-tuning share: one training step, the run's metrics file
+(minibert.files.MetricsLog), the progress bar and the curve.
 
     out, grad_norm = train_step(model, batch, optimizer, lr, max_grad_norm, step)
 
@@ -10,7 +10,6 @@ anything is updated.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -36,30 +35,6 @@ def train_step(model, batch, optimizer, lr, max_grad_norm, step, **forward_kwarg
         raise TrainingError(f"gradient norm is {grad_norm} at step {step}: stopped")
     optimizer.step(grads, lr=lr)
     return out, grad_norm
-
-
-class MetricsLog:
-    """A run's `metrics.jsonl`: one JSON object a line, each with its `step` and `split`."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def append(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def records(self) -> list[dict]:
-        if not self.path.is_file():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def clear(self) -> None:
-        self.path.write_text("", encoding="utf-8")
-
-    def truncate(self, step: int) -> None:
-        """Drop the records after `step` (a resumed run does those steps again)."""
-        kept = [r for r in self.records() if r["step"] <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
 
 
 def progress_bar(total, desc, unit, enabled=True, initial=0):

@@ -35,12 +35,13 @@ import numpy as np
 from ..config import BertConfig
 from ..data.pretraining import (PretrainingData, Vocab, collate, read_documents, split_documents,
                                 tokenize_documents)
+from ..files import MetricsLog
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert import BertForPreTraining
 from ..models.presets import preset_config
 from ..tokenization import BertTokenizer
 from ..tools.viz import plot_training_curve
-from .loop import MetricsLog, TrainingError, draw_curve, printer, progress_bar, train_step
+from .loop import TrainingError, draw_curve, printer, progress_bar, train_step
 from .optim import AdamW, linear_warmup_decay
 
 # The shipped corpus, found beside the package in a source checkout (`pip install -e .`).

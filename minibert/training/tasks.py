@@ -17,7 +17,8 @@ from ..data.batching import pad_batch
 from ..data.finetuning import (DataError, encode_squad, encode_tags, label_vocabulary, read_conll, read_squad,
                                read_tsv)
 from ..layers.cross_entropy import IGNORE_INDEX
-from ..models.bert_tasks import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
+from ..models.bert_tasks import (BertForQuestionAnswering, BertForSequenceClassification,
+                                 BertForTokenClassification)
 from .metrics import accuracy, best_span, entity_f1, exact_match, macro_f1, token_f1
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
