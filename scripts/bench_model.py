@@ -2,6 +2,7 @@
 
     python scripts/bench_model.py                           # all sizes, batch 8 and 32, seq 128
     python scripts/bench_model.py --sizes tiny mini --batches 8 --repeats 5 --json out.json
+    python scripts/bench_model.py --reference ...           # minibert on its textbook layers
 
 For each size and batch: identical random weights and inputs; outputs checked equal (float32
 tolerance) before anything is timed; then, interleaving the two implementations, warm-up
@@ -244,12 +245,19 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (NumPy's BLAS uses the cores)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", default=None, help="write the table to this JSON file too")
+    parser.add_argument("--reference", action="store_true",
+                        help="time minibert's textbook layers instead of its fast kernels (minibert.ops)")
     a = parser.parse_args()
+    if a.reference:
+        from minibert import ops
+        ops.use_reference(True)
+        os.environ["MINIBERT_REFERENCE"] = "1"          # the peak-memory subprocesses too
     import torch
     torch.set_num_threads(a.threads)
     rate = gemm_rate()
     print(f"float32 GEMM rate of this machine (NumPy, 2048^3): {rate:.0f} GFLOP/s; "
-          f"PyTorch threads: {a.threads}; sequence {SEQ}, vocabulary {VOCAB}")
+          f"PyTorch threads: {a.threads}; sequence {SEQ}, vocabulary {VOCAB}; "
+          f"minibert on its {'textbook layers' if a.reference else 'fast kernels'}")
     rows = []
     for size in a.sizes:
         for batch in a.batches:

@@ -12,6 +12,7 @@ import pytest
 import torch
 import transformers
 from helpers import tiny_config
+from hf_twins import hf_twin
 
 from minibert import BertForPreTraining, BertModel
 from minibert.checkpoints import CheckpointError
@@ -55,12 +56,7 @@ def test_ours_loads_in_transformers_with_no_missing_keys(tmp_path):
 
 
 def test_transformers_checkpoint_loads_in_minibert(tmp_path):
-    torch.manual_seed(0)
-    hf = transformers.BertForPreTraining(transformers.BertConfig(**tiny_config().to_dict(),
-                                                                 attn_implementation="eager")).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    hf = hf_twin(transformers.BertForPreTraining, tiny_config(), np.float32)
     hf.save_pretrained(tmp_path / "hf")
     ours, info = BertForPreTraining.from_pretrained(tmp_path / "hf", output_loading_info=True)
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []

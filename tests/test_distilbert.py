@@ -1,15 +1,13 @@
 """DistilBERT against transformers on identical weights: outputs and every gradient, float64 and
-float32, learned and sinusoidal positions.  Tolerances as for BERT (test_against_transformers.py)."""
+float32, learned and sinusoidal positions, on both tiers of layers.  Tolerances as for BERT
+(tests/hf_twins.py)."""
 
 import numpy as np
 import pytest
 import torch
 import transformers
 from helpers import C, H, I, V, assert_grad_matches, rel_err
-from hf_twins import TOL
-from hf_twins import TORCH_DTYPE as TORCH
-from hf_twins import batch, compare_grads
-from hf_twins import twins as build_twins
+from hf_twins import TOL, TORCH_DTYPE, batch, compare_grads, twins
 
 from minibert import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForSequenceClassification,
                       DistilBertModel)
@@ -24,15 +22,11 @@ def config(**kw):
     return DistilBertConfig(**fields)
 
 
-def twins(hf_class, ours_class, dtype, cfg, **kw):
-    return build_twins(hf_class, ours_class, cfg, dtype, **kw)
-
-
 @DTYPES
 @pytest.mark.parametrize("sinusoidal", [False, True], ids=["learned", "sinusoidal"])
 def test_masked_lm_matches_transformers(dtype, sinusoidal, tier):
     cfg = config(sinusoidal_pos_embds=sinusoidal)
-    ours, hf = twins(transformers.DistilBertForMaskedLM, DistilBertForMaskedLM, dtype, cfg)
+    ours, hf = twins(transformers.DistilBertForMaskedLM, DistilBertForMaskedLM, cfg, dtype)
     ids, mask, _, labels, _ = batch()
     out = ours(ids, mask, labels=labels, output_hidden_states=True, output_attentions=True)
     ref = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), labels=torch.tensor(labels),
@@ -62,12 +56,12 @@ def test_masked_lm_matches_transformers(dtype, sinusoidal, tier):
 @pytest.mark.parametrize("num_labels", [3, 1], ids=["classes", "regression"])
 def test_sequence_classification_matches_transformers(dtype, num_labels, tier):
     ours, hf = twins(transformers.DistilBertForSequenceClassification, DistilBertForSequenceClassification,
-                     dtype, config(), num_labels=num_labels)
+                     config(), dtype, num_labels=num_labels)
     ids, mask, _, _, _ = batch()
     labels = np.array([2, 0]) if num_labels == 3 else np.array([0.5, -1.0])
     out = ours(ids, mask, labels=labels)
     ref = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
-             labels=torch.tensor(labels) if num_labels == 3 else torch.tensor(labels, dtype=TORCH[dtype]))
+             labels=torch.tensor(labels) if num_labels == 3 else torch.tensor(labels, dtype=TORCH_DTYPE[dtype]))
     ref.loss.backward()
     tol = TOL[dtype]
     assert rel_err(out.logits, ref.logits.detach()) < tol["out"]
@@ -77,7 +71,7 @@ def test_sequence_classification_matches_transformers(dtype, num_labels, tier):
 
 @DTYPES
 def test_bare_model_matches_transformers(dtype, tier):
-    ours, hf = twins(transformers.DistilBertModel, DistilBertModel, dtype, config())
+    ours, hf = twins(transformers.DistilBertModel, DistilBertModel, config(), dtype)
     ids, mask, _, _, _ = batch()
     out = ours(ids, mask)
     ref = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state
@@ -107,7 +101,7 @@ def test_train_mode_passes_finite_differences():
 
 
 def test_checkpoints_round_trip_with_transformers(tmp_path):
-    ours, hf = twins(transformers.DistilBertForMaskedLM, DistilBertForMaskedLM, np.float32, config())
+    ours, hf = twins(transformers.DistilBertForMaskedLM, DistilBertForMaskedLM, config(), np.float32)
     hf.save_pretrained(tmp_path / "hf")
     loaded, info = DistilBertForMaskedLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []

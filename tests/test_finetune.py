@@ -206,3 +206,14 @@ def test_cli_finetune_errors(model_dir, tmp_path, capsys):
     code = main(["finetune", "--model", str(model_dir), "--task", "classify", "--train", str(bad),
                  "--eval", str(bad), "--output", str(tmp_path / "out"), "--quiet"])
     assert code == 2 and "bad.tsv:2: expected 2" in capsys.readouterr().err
+
+
+def test_cli_trainable_layers_flag():
+    """One name for the idea: --trainable-layers on the command line, trainable_layers in Python."""
+    from minibert.cli import build_parser
+    a = build_parser().parse_args(["finetune", "--model", "m", "--task", "tag", "--train", "t", "--eval", "e",
+                                   "--trainable-layers", "1"])
+    assert a.trainable_layers == 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["finetune", "--model", "m", "--task", "tag", "--train", "t", "--eval", "e",
+                                   "--train-layers", "1"])

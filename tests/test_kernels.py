@@ -49,11 +49,16 @@ def assert_equal_within(fast, ref, rtol, what=""):
 
 
 def both(name, *args, **kwargs):
-    """(fast, reference) results of one op on copies of the same arguments."""
-    copy = lambda a: a.copy() if isinstance(a, np.ndarray) else a   # noqa: E731
-    fast = getattr(kernels, name)(*[copy(a) for a in args], **kwargs)
-    ref = getattr(layers, name)(*[copy(a) for a in args], **kwargs)
-    return fast, ref
+    """(fast, reference) results of one op on copies of the same arguments; neither may change
+    its inputs (the layers are pure functions)."""
+    results = []
+    for tier in (kernels, layers):
+        copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        results.append(getattr(tier, name)(*copies, **kwargs))
+        for a, c in zip(args, copies):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(c, a, err_msg=f"{tier.__name__}.{name} changed its input")
+    return tuple(results)
 
 
 def randn(rng, shape, dtype, scale=1.0):

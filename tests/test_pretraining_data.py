@@ -177,3 +177,20 @@ def test_corpus_errors(tmp_path):
     (tmp_path / "bad.txt.gz").write_bytes(b"not gzip")
     with pytest.raises(ValueError, match="could not be read"):
         read_documents(tmp_path / "bad.txt.gz")
+
+
+def test_pad_batch_is_the_one_padding_helper():
+    """Token ids, segment ids and per-token labels padded at the end; labels only when every
+    feature has per-token labels (a classification label is not padded); `length` pads further."""
+    from minibert.data.batching import pad_batch
+    features = [{"input_ids": [2, 7, 3], "token_type_ids": [0, 0, 0], "labels": [-100, 5, -100]},
+                {"input_ids": [2, 9, 4, 8, 3], "labels": [-100, 1, 2, 3, -100]}]
+    batch = pad_batch(features, pad_token_id=0)
+    np.testing.assert_array_equal(batch["input_ids"], [[2, 7, 3, 0, 0], [2, 9, 4, 8, 3]])
+    np.testing.assert_array_equal(batch["attention_mask"], [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(batch["token_type_ids"], np.zeros((2, 5)))
+    np.testing.assert_array_equal(batch["labels"], [[-100, 5, -100, -100, -100], [-100, 1, 2, 3, -100]])
+    assert all(a.dtype == np.int64 for a in batch.values())
+    wide = pad_batch([{"input_ids": [2, 3], "label": 1}], pad_token_id=7, length=4)
+    assert set(wide) == {"input_ids", "token_type_ids", "attention_mask"}
+    np.testing.assert_array_equal(wide["input_ids"], [[2, 3, 7, 7]])

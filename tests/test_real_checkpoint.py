@@ -1,4 +1,5 @@
-"""The real all-MiniLM-L6-v2 checkpoint: minibert against transformers on real sentences.
+"""The real all-MiniLM-L6-v2 checkpoint: minibert against transformers on real sentences (the
+hidden states on both tiers of layers).
 
 Tolerance: 1e-5 relative to the value scale (the largest |value| of the reference tensor), in
 float32.  Both sides compute the same float32 arithmetic in a different order; through six
@@ -68,7 +69,7 @@ def run_both(models, texts, pairs=None):
 
 
 @pytest.mark.parametrize("kind", ["single", "pairs"])
-def test_hidden_states_match_transformers(models, kind):
+def test_hidden_states_match_transformers(models, kind, tier):
     texts, pairs = (SENTENCES, None) if kind == "single" else ([a for a, _ in PAIRS], [b for _, b in PAIRS])
     enc, out, r = run_both(models, texts, pairs)
     lengths = enc.attention_mask.sum(1)
