@@ -121,6 +121,8 @@ def read_torch_bin(path) -> dict[str, np.ndarray]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{path} could not be read by torch.load ({e})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict of tensors by name")
     return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
 
 
@@ -129,9 +131,17 @@ def read_checkpoint_tensors(directory: Path) -> tuple[dict[str, np.ndarray], str
     if (directory / SAFETENSORS_NAME).is_file():
         return read_safetensors(directory / SAFETENSORS_NAME), SAFETENSORS_NAME
     if (directory / SAFETENSORS_INDEX_NAME).is_file():
-        index = json.loads((directory / SAFETENSORS_INDEX_NAME).read_text())
+        index_path = directory / SAFETENSORS_INDEX_NAME
+        try:
+            weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{index_path} is not a safetensors index with a 'weight_map' "
+                                  f"({type(e).__name__}: {e})") from None
         tensors = {}
-        for shard in sorted(set(index["weight_map"].values())):
+        for shard in shards:
+            if not isinstance(shard, str) or not (directory / shard).is_file():
+                raise CheckpointError(f"{index_path} names a shard {shard!r} that {directory} does not have")
             tensors.update(read_safetensors(directory / shard))
         return tensors, SAFETENSORS_INDEX_NAME
     if (directory / TORCH_NAME).is_file():
@@ -177,11 +187,12 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"{directory} has no {CONFIG_NAME}")
-    with open(config_path, encoding="utf-8") as f:
-        try:
-            raw = json.load(f)
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{config_path} is not valid JSON: {e}") from None
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{config_path} is not valid JSON: {e}") from None
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{config_path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     model_type = raw.get("model_type", "bert") if isinstance(raw, dict) else None
     if model_type != cls.model_type:
         raise CheckpointError(f"{config_path} describes a {model_type!r} model, not {cls.model_type!r}: "
@@ -190,9 +201,12 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
     model = cls(config, seed=seed, dtype=dtype, **model_kwargs)
 
     tensors, file_name = read_checkpoint_tensors(directory)
-    mapped, dropped = map_checkpoint_keys(tensors, model)
-    report = model.load_state_dict(mapped, strict=False)
     where = directory / file_name
+    mapped, dropped = map_checkpoint_keys(tensors, model)
+    for name, value in mapped.items():
+        if name in model.params or name in model.tied_weights:
+            check_weight(where, name, value)
+    report = model.load_state_dict(mapped, strict=False)
     if report.mismatched_keys:
         name, got, want = report.mismatched_keys[0]
         raise CheckpointError(f"{where}: tensor {name} has shape {got}, but {cls.__name__} with this "
@@ -208,10 +222,26 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
         logger.warning("Some weights of %s were not in the checkpoint at %s and are newly "
                        "initialised: %s", cls.__name__, directory, ", ".join(report.missing_keys))
     model.tokenizer = _load_tokenizer_if_present(directory)
+    vocab_size = getattr(model.config, "vocab_size", None)
+    if model.tokenizer is not None and vocab_size is not None and model.tokenizer.vocab_size > vocab_size:
+        raise CheckpointError(f"{directory}: its tokenizer has {model.tokenizer.vocab_size} tokens but the model's "
+                              f"vocabulary only {vocab_size} (config.json's vocab_size): the ids above "
+                              f"{vocab_size - 1} would have no embedding")
     model.eval()
     info = {"missing_keys": report.missing_keys, "unexpected_keys": report.unexpected_keys,
             "dropped_buffers": dropped, "weights_file": str(where)}
     return model, info
+
+
+def check_weight(where, name, value):
+    """A weight must hold finite floating-point numbers: integers or booleans would be cast without
+    a word, and one NaN makes every output NaN."""
+    value = np.asarray(value)
+    if not np.issubdtype(value.dtype, np.floating):
+        raise CheckpointError(f"{where}: tensor {name} holds {value.dtype} numbers; a weight is floating point")
+    if not np.isfinite(value).all():
+        bad = int((~np.isfinite(value)).sum())
+        raise CheckpointError(f"{where}: tensor {name} holds {bad} NaN or infinite value(s) of {value.size}")
 
 
 def _load_tokenizer_if_present(directory):

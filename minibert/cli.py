@@ -13,6 +13,7 @@ Bad input ends with a one-line error and exit status 2; nothing prints a NumPy t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -68,9 +69,17 @@ def add_pretrain_parser(sub):
 
 def run_pretrain(a) -> int:
     from .checkpoints import CheckpointError
+    from .files import RunDirectoryInUse
     from .training.pretrain import PretrainArgs, TrainingError, pretrain
-    args = None
-    if not a.resume:
+    if a.resume:
+        defaults = build_parser().parse_args(["pretrain"])
+        ignored = [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
+                   if k not in RESUME_OPTIONS and v != getattr(defaults, k, v)]
+        if ignored:
+            return _error(f"--resume continues the run in {a.output} with the options it was started with "
+                          f"(its args.json); it takes only --output, --steps and --quiet, not {', '.join(ignored)}")
+        args = PretrainArgs(output_dir=a.output)
+    else:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, model_size=a.model_size,
                             config_file=a.config, vocab_size=a.vocab_size, tokenizer=a.tokenizer, max_seq_length=a.max_seq_length,
                             batch_size=a.batch_size, learning_rate=a.lr, warmup_steps=a.warmup_steps,
@@ -79,23 +88,35 @@ def run_pretrain(a) -> int:
                             dupe_factor=a.dupe_factor, unigram_bias_init=not a.no_unigram_bias)
         if a.steps is not None:
             args.max_steps = a.steps
-    else:
-        args = PretrainArgs(output_dir=a.output)
     try:
         result = pretrain(args, resume=a.resume, max_steps=a.steps if a.resume else None,
                           progress=not a.quiet)
-    except (TrainingError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (TrainingError, CheckpointError, RunDirectoryInUse, FileNotFoundError, ValueError, MemoryError) as e:
         return _error(str(e))
+    except OSError as e:                                       # e.g. the disk is full
+        return _error(_os_error(e))
     if result.interrupted:
+        print(f"interrupted at step {result.step}: saved {result.last_checkpoint}; continue with "
+              f"minibert pretrain --resume --output {result.output_dir}", file=sys.stderr)
         return 130
     ev = result.last_eval
+    curve = f"; curve in {result.curve}" if result.curve else ""
     print(f"\ndone: {result.step} steps; model in {result.model_dir}; metrics in "
-          f"{result.output_dir / 'metrics.jsonl'}; curve in {result.output_dir / 'curve.png'}")
+          f"{result.output_dir / 'metrics.jsonl'}{curve}")
     if ev:
         print(f"held-out: MLM accuracy {ev['mlm_accuracy']:.3f} (most-frequent-token baseline "
               f"{ev['mlm_baseline_accuracy']:.3f}), NSP accuracy {ev['nsp_accuracy']:.3f}")
     print(f'try: minibert fill-mask --model {result.model_dir} "And God said, Let there be [MASK]."')
     return 0
+
+
+RESUME_OPTIONS = {"resume", "output", "steps", "quiet", "run", "command"}
+
+
+def _os_error(e: OSError) -> str:
+    """An operating-system error in one line: the file and the reason (e.g. a full disk)."""
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
 
 
 # ---- fill-mask ------------------------------------------------------------------------------
@@ -154,7 +175,11 @@ def add_finetune_parser(sub):
     p.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per example (default: {d.max_length})")
     p.add_argument("--trainable-layers", type=int, default=None,
                    help="train only the head and the top N encoder layers (0: frozen encoder); default all")
+    p.add_argument("--doc-stride", type=int, default=None,
+                   help="qa: context tokens that neighbouring windows share (default: max-length // 3)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--overwrite-output-dir", action="store_true",
+                   help="replace a run already in --output (default: refuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_finetune)
 
@@ -165,13 +190,14 @@ def run_finetune(a) -> int:
     args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
                         output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
                         learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
-                        seed=a.seed)
+                        doc_stride=a.doc_stride, seed=a.seed, overwrite_output_dir=a.overwrite_output_dir)
     try:
         result = finetune(args, progress=not a.quiet)
-    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError, MemoryError) as e:
         return _error(str(e))
-    last = result.history[-1]
-    print(f"done: best {next(iter(last))} {result.best_metric:.4f}; model in {result.best_dir}")
+    except OSError as e:                                       # e.g. the disk is full
+        return _error(_os_error(e))
+    print(f"done: best {result.metric_name} {result.best_metric:.4f}; model in {result.best_dir}")
     return 0
 
 
@@ -229,17 +255,20 @@ def run_attention(a) -> int:
     from .models.bert import BertModel
     if not Path(a.model).is_dir():
         return _error(f"model directory not found: {a.model}")
-    try:
-        from .tools.viz import plot_attention
-    except ImportError:
+    from .tools.viz import plot_attention
+    if importlib.util.find_spec("matplotlib") is None:       # viz imports it only when drawing
         return _error("drawing needs matplotlib: pip install matplotlib")
     try:
         model = BertModel.from_pretrained(a.model)
         if model.tokenizer is None:
             return _error(f"{a.model} has no tokenizer files (tokenizer.json or vocab.txt)")
         plot_attention(model, a.text, a.output, layer=a.layer, text_pair=a.pair, pad_to=a.pad_to)
+    except ImportError as e:
+        return _error(f"drawing needs matplotlib ({e}): pip install matplotlib")
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         return _error(str(e))
+    except OSError as e:
+        return _error(_os_error(e))
     print(f"wrote {a.output}")
     return 0
 

@@ -46,6 +46,8 @@ class JsonConfig:
             raise FileNotFoundError(f"config file not found: {path}") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path} must hold a JSON object, got {type(d).__name__}")
         try:
@@ -109,6 +111,9 @@ class BertConfig(JsonConfig):
         if not isinstance(self.initializer_range, (int, float)) or self.initializer_range < 0:
             raise ValueError(
                 f"BertConfig.initializer_range must be non-negative, got {self.initializer_range!r}")
+        if self.pad_token_id is not None and (isinstance(self.pad_token_id, bool)
+                                              or not isinstance(self.pad_token_id, int)):
+            raise ValueError(f"BertConfig.pad_token_id must be an integer, got {self.pad_token_id!r}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(
                 f"BertConfig.pad_token_id ({self.pad_token_id}) is outside the vocabulary "

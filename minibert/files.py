@@ -1,14 +1,23 @@
-"""Files a run writes: atomically, and the metrics log.
+"""Files a run writes, so that nothing is lost: atomic writes, the metrics log, the run's lock.
 
 `write_atomic` writes to a temporary file beside the target, flushes it to disk and renames it
-over the target: a reader sees the old file or the new one, never a mix.  `MetricsLog` is a
-run's `metrics.jsonl`, one JSON object a line.
+over the target: a reader sees the old file or the new one, never a mix.  Temporary names start
+with "." and end in ".tmp" (`remove_temporaries` clears what an interrupted run left).
+`MetricsLog` is a run's `metrics.jsonl`, one JSON object a line; a last line cut off by a full
+disk or a crash is dropped when the log is read.  `RunLock` makes a run the only one writing to
+its directory.
 """
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+try:
+    import fcntl  # POSIX; elsewhere runs are not locked
+except ImportError:                               # pragma: no cover
+    fcntl = None
 
 
 def write_atomic(path, write):
@@ -27,6 +36,17 @@ def write_atomic(path, write):
         raise
 
 
+def remove_temporaries(directory) -> list[Path]:
+    """Remove what interrupted writes left below `directory` (".*.tmp" files and directories)."""
+    found = sorted(Path(directory).rglob(".*.tmp"), key=lambda p: len(p.parts), reverse=True)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+    return found
+
+
 class MetricsLog:
     """A run's `metrics.jsonl`: one JSON object a line, each with its `step` and `split`."""
 
@@ -34,13 +54,29 @@ class MetricsLog:
         self.path = Path(path)
 
     def append(self, record: dict) -> None:
+        line = json.dumps(record) + "\n"
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(line)                             # one write: a full disk can cut only this line
 
     def records(self) -> list[dict]:
+        """Every record; a last line that is not whole (a full disk, a crash) is left out."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break                             # cut off while being written
+                raise ValueError(f"{self.path}:{number} is not a JSON record: {line[:60]!r}") from None
+            if not isinstance(record, dict) or "step" not in record:
+                raise ValueError(f"{self.path}:{number} is not a metrics record (no 'step'): {line[:60]!r}")
+            records.append(record)
+        return records
 
     def clear(self) -> None:
         self.path.write_text("", encoding="utf-8")
@@ -49,3 +85,45 @@ class MetricsLog:
         """Drop the records after `step` (a resumed run does those steps again)."""
         kept = [r for r in self.records() if r["step"] <= step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+
+class RunDirectoryInUse(RuntimeError):
+    """Another process holds the run directory."""
+
+
+class RunLock:
+    """A run's hold on its output directory, for as long as the run lives:
+
+        with RunLock(run_dir):
+            ...                     # only this process writes here
+
+    The lock is the operating system's (flock on `run_dir/.lock`): it goes away with the process,
+    however the process ends, so a crashed run never leaves a stuck lock."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self._file = None
+
+    def __enter__(self):
+        if fcntl is None:
+            return self
+        self._file = open(self.directory / ".lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            owner = self._file.read().strip()
+            self._file.close()
+            raise RunDirectoryInUse(f"{self.directory} is in use by another minibert run"
+                                    f"{f' (process {owner})' if owner else ''}: wait for it to end, or "
+                                    f"choose another --output") from None
+        self._file.truncate(0)
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

@@ -30,6 +30,25 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TOKENIZER_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE = "tokenizer.json", "vocab.txt", "tokenizer_config.json"
 
 
+MAX_WORD_CHARS = 100        # WordPiece's max_input_chars_per_word: a longer word is [UNK] whatever the vocabulary
+
+
+def without_long_words(text, tokenizer):
+    """`text` without the words WordPiece could only read as [UNK] (longer than MAX_WORD_CHARS
+    once normalised and split at punctuation and Chinese characters, as the tokenizer splits).
+    Training on them costs time quadratic in their length and teaches nothing."""
+    if len(text) <= MAX_WORD_CHARS or max(map(len, text.split()), default=0) <= MAX_WORD_CHARS:
+        return text
+    kept = []
+    for chunk in text.split():
+        if len(chunk) <= MAX_WORD_CHARS:
+            kept.append(chunk)
+            continue
+        words = tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(chunk))
+        kept.extend(word for word, _ in words if len(word) <= MAX_WORD_CHARS)
+    return " ".join(kept)
+
+
 def has_tokenizer_files(directory) -> bool:
     directory = Path(directory)
     return (directory / TOKENIZER_FILE).is_file() or (directory / VOCAB_FILE).is_file()
@@ -91,7 +110,13 @@ class BertTokenizer:
         directory = Path(directory)
         settings = {}
         if (directory / TOKENIZER_CONFIG_FILE).is_file():
-            settings = json.loads((directory / TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
+            path = directory / TOKENIZER_CONFIG_FILE
+            try:
+                settings = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"{path} is not valid JSON ({e})") from None
+            if not isinstance(settings, dict):
+                raise ValueError(f"{path} must hold a JSON object, got a {type(settings).__name__}")
         lowercase = settings.get("do_lower_case", True)
         max_len = settings.get("model_max_length", 512)
         if not isinstance(max_len, int) or max_len > 1_000_000:      # HF writes 1e30 for "no limit"
@@ -113,7 +138,10 @@ class BertTokenizer:
         if not tokens:
             raise ValueError(f"{vocab_file} is empty")
         vocab = {tok: i for i, tok in enumerate(tokens)}
-        tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
+        # Special tokens are matched whole, before normalisation, as transformers' BertTokenizer
+        # does (else "[MASK]" would be lower-cased and split into "[UNK] m ##as ##k").
+        tokenizer.add_special_tokens([t for t in SPECIAL_TOKENS if t in vocab])
         return cls(_bert_pipeline(tokenizer, do_lower_case), model_max_length, do_lower_case)
 
     @classmethod
@@ -138,12 +166,13 @@ class BertTokenizer:
                          model_max_length=512, show_progress=True) -> "BertTokenizer":
         """Learn a WordPiece vocabulary from a list of texts; ids 0-4 are
         [PAD] [UNK] [CLS] [SEP] [MASK]."""
-        tokenizer = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+        tokenizer = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                             special_tokens=list(SPECIAL_TOKENS),
                                             continuing_subword_prefix="##", show_progress=show_progress)
+        texts = [without_long_words(t, tokenizer) for t in texts]
         tokenizer.train_from_iterator(texts, trainer, length=len(texts))
         return cls(_bert_pipeline(tokenizer, lowercase), model_max_length, lowercase)
 

@@ -243,3 +243,59 @@ def test_save_keeps_other_files_and_writes_the_tokenizer(minilm_dir, tmp_path):
     assert again.tokenizer("I love Korea").input_ids.tolist() == [[101, 1045, 2293, 4420, 102]]
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
     assert hf_tok("I love Korea")["input_ids"] == [101, 1045, 2293, 4420, 102]
+
+
+# ---- damaged and surprising files: one clear error naming the file --------------------------
+
+def test_an_index_without_weight_map_and_a_pickle_of_a_list(good_checkpoint):
+    shutil.move(good_checkpoint / "model.safetensors", good_checkpoint / "model-00001-of-00001.safetensors")
+    (good_checkpoint / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(CheckpointError, match="model.safetensors.index.json is not a safetensors index with a "
+                                              "'weight_map'"):
+        BertModel.from_pretrained(good_checkpoint)
+    (good_checkpoint / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"x": "gone.safetensors"}}))
+    with pytest.raises(CheckpointError, match="names a shard 'gone.safetensors'"):
+        BertModel.from_pretrained(good_checkpoint)
+    os.remove(good_checkpoint / "model.safetensors.index.json")
+    torch.save([torch.zeros(3)], good_checkpoint / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="pytorch_model.bin holds a list, not a state dict"):
+        BertModel.from_pretrained(good_checkpoint)
+
+
+def test_weights_must_be_finite_floats(good_checkpoint):
+    from safetensors.numpy import load_file, save_file
+    path = good_checkpoint / "model.safetensors"
+    sd = load_file(str(path))
+    name = "encoder.layer.0.output.dense.bias"
+    for bad, message in ((sd[name].astype(np.int32), "holds int32 numbers; a weight is floating point"),
+                         (sd[name] > 0, "holds bool numbers"),
+                         (np.where(np.arange(12) == 3, np.nan, sd[name]).astype(np.float32),
+                          "holds 1 NaN or infinite value"),
+                         (np.full(12, np.inf, dtype=np.float32), "holds 12 NaN or infinite value")):
+        save_file({**sd, name: bad}, str(path), metadata={"format": "pt"})
+        with pytest.raises(CheckpointError, match=f"model.safetensors: tensor {name} {message}"):
+            BertModel.from_pretrained(good_checkpoint)
+    model = BertModel(tiny_config())
+    with pytest.raises(TypeError, match=f"{name} holds int64 numbers"):
+        model.load_state_dict({**model.state_dict(), name: np.arange(12)})
+
+
+def test_non_utf8_config_and_a_string_pad_id(good_checkpoint):
+    cfg = json.loads((good_checkpoint / "config.json").read_text())
+    latin1 = json.dumps({**cfg, "note": "caf\xe9"}, ensure_ascii=False).encode("latin-1")
+    (good_checkpoint / "config.json").write_bytes(latin1)
+    with pytest.raises(CheckpointError, match="config.json is not UTF-8 text"):
+        BertModel.from_pretrained(good_checkpoint)
+    with pytest.raises(ValueError, match="config.json is not UTF-8 text"):
+        from minibert import BertConfig
+        BertConfig.from_json_file(good_checkpoint / "config.json")
+    (good_checkpoint / "config.json").write_text(json.dumps({**cfg, "pad_token_id": "0"}))
+    with pytest.raises(ValueError, match="pad_token_id must be an integer, got '0'"):
+        BertModel.from_pretrained(good_checkpoint)
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused(good_checkpoint, minilm_dir):
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(minilm_dir, name), good_checkpoint / name)
+    with pytest.raises(CheckpointError, match=r"its tokenizer has 30522 tokens but the model's vocabulary only 37"):
+        BertModel.from_pretrained(good_checkpoint)

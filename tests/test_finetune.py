@@ -217,3 +217,125 @@ def test_cli_trainable_layers_flag():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["finetune", "--model", "m", "--task", "tag", "--train", "t", "--eval", "e",
                                    "--train-layers", "1"])
+
+
+# ---- bad input and faults (one-line errors, exit status 2, nothing lost) ----------------------
+
+def cli_finetune(model_dir, task, train, dev, out, *extra):
+    return main(["finetune", "--model", str(model_dir), "--task", task, "--train", str(train), "--eval", str(dev),
+                 "--output", str(out), "--quiet", *extra])
+
+
+def one_line_error(capsys, *needles):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minibert: error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_qa_from_the_command_line_with_its_default_stride(model_dir, tmp_path, capsys):
+    """The windows' stride follows --max-length (max_length // 3, transformers' 128 of 384), and an
+    impossible --doc-stride is named."""
+    rng = random.Random(5)
+    items = []
+    for _ in range(12):
+        words = [rng.choice(WORDS) for _ in range(70)]
+        words[50:53] = ["answer", ":", "w9"]
+        items.append((" ".join(words), "the answer is", "w9"))
+    squad = squad_file(tmp_path / "qa.json", items)
+    assert cli_finetune(model_dir, "qa", squad, squad, tmp_path / "qa", "--max-length", "48", "--epochs", "1") == 0
+    assert "done: best f1" in capsys.readouterr().out
+    assert cli_finetune(model_dir, "qa", squad, squad, tmp_path / "qa2", "--max-length", "48",
+                        "--doc-stride", "60") == 2
+    one_line_error(capsys, "doc_stride 60 must be smaller than the", "--doc-stride")
+
+
+def test_an_existing_run_is_refused_unless_overwritten(model_dir, tmp_path, capsys):
+    rng = random.Random(2)
+    train = write_tsv(tmp_path / "t.tsv", [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 20])
+    pretraining_run = tmp_path / "pretrain-run"
+    pretraining_run.mkdir()
+    (pretraining_run / "metrics.jsonl").write_text('{"step": 1, "split": "train"}\n' * 440)
+    assert cli_finetune(model_dir, "classify", train, train, pretraining_run) == 2
+    one_line_error(capsys, "already holds a run (metrics.jsonl)", "--overwrite-output-dir")
+    assert len((pretraining_run / "metrics.jsonl").read_text().splitlines()) == 440     # untouched
+    out = tmp_path / "run"
+    assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 0
+    assert "done: best accuracy " in capsys.readouterr().out          # the metric, not "step"
+    assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 2
+    one_line_error(capsys, "already holds a run")
+    assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1", "--overwrite-output-dir") == 0
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--epochs", "0"], "epochs must be a positive integer"),
+    (["--batch-size", "0"], "batch_size must be a positive integer"),
+    (["--max-length", "1"], "max_length must be at least 4"),
+])
+def test_impossible_settings_get_one_line(model_dir, tmp_path, capsys, flags, needle):
+    rng = random.Random(3)
+    train = write_tsv(tmp_path / "t.tsv", [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 4])
+    assert cli_finetune(model_dir, "classify", train, train, tmp_path / "out", *flags) == 2
+    one_line_error(capsys, needle)
+
+
+def test_bad_task_files_get_one_line(model_dir, tmp_path, capsys):
+    single = write_tsv(tmp_path / "single.tsv", [("a w1 w2", "pos"), ("w3 w4", "pos")])
+    assert cli_finetune(model_dir, "classify", single, single, tmp_path / "o1") == 2
+    one_line_error(capsys, "single.tsv has a single label, 'pos'")
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes("caf\xe9 w1\tpos\nw2\tneg\n".encode("latin-1"))
+    assert cli_finetune(model_dir, "classify", latin1, latin1, tmp_path / "o2") == 2
+    one_line_error(capsys, "latin1.tsv is not UTF-8 text")
+    no_answers = squad_file(tmp_path / "noans.json", [("w1 w2 w3 w4", "w5?", None)])
+    good = squad_file(tmp_path / "good.json", [("w1 w2 answer : w3", "the answer is", "w3")])
+    assert cli_finetune(model_dir, "qa", good, no_answers, tmp_path / "o3") == 2
+    one_line_error(capsys, "noans.json: no question has an answer")
+    for name, data in (("dict.json", {"data": {"title": "x"}}),
+                       ("strings.json", {"data": [{"paragraphs": ["just text"]}]}),
+                       ("notext.json", {"data": [{"paragraphs": [{"context": "a b", "qas": [
+                           {"id": "1", "question": "q", "answers": [{"answer_start": 0}]}]}]}]})):
+        path = tmp_path / name
+        path.write_text(json.dumps(data))
+        assert cli_finetune(model_dir, "qa", path, path, tmp_path / "o4") == 2
+        one_line_error(capsys, name)
+
+
+def test_tagging_scores_the_right_words_when_one_has_no_pieces(model_dir):
+    """A lone combining accent normalises to nothing: no WordPiece, so it is not scored, and the
+    words after it keep their own gold tags (a perfect predictor scores 1.0)."""
+    from minibert.training.tasks import TagTask
+    tok = BertTokenizer.from_pretrained(model_dir)
+    sentences = [["w1", "\u0301", "w2", "w3"], ["w4", "w5"]]
+    tags = [["B-X", "O", "B-Y", "I-Y"], ["O", "B-X"]]
+    task = TagTask(FinetuneArgs(str(model_dir), "tag", "", "", max_length=32), tok)
+    task.label2id = {"B-X": 0, "B-Y": 1, "I-Y": 2, "O": 3}
+    features = encode_tags(tok, sentences, tags, task.label2id, 32)
+    assert features[0]["scored_words"] == [0, 2, 3]
+    perfect = [np.array([max(label, 0) for label in f["labels"]]) for f in features]
+    scores = task.score(features, perfect, tags)
+    assert scores == {"entity_f1": 1.0, "token_accuracy": 1.0}
+
+
+def test_a_run_owns_its_directory(model_dir, tmp_path, capsys):
+    """A second run into a directory another process is using is refused; the lock dies with its
+    process, so a run killed with SIGKILL leaves nothing stuck."""
+    import signal
+    import subprocess
+    import sys
+    rng = random.Random(4)
+    train = write_tsv(tmp_path / "t.tsv", [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 8])
+    out = tmp_path / "shared"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from minibert.files import RunLock\n"
+                               f"with RunLock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 2
+        one_line_error(capsys, "is in use by another minibert run", f"process {holder.pid}")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 0

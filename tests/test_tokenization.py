@@ -111,3 +111,36 @@ def test_train_save_and_load_in_transformers(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match="training file is empty"):
         BertTokenizer.train([tmp_path / "empty.txt"])
+
+
+def test_vocab_txt_alone_keeps_special_tokens_whole(tmp_path):
+    """As transformers' BertTokenizer on the same file: [MASK] is one token, not [UNK] m ##as ##k."""
+    import transformers
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat",
+                                                   "sat", "m", "##as", "##k", "[", "]"]) + "\n")
+    ours = BertTokenizer.from_pretrained(tmp_path)
+    assert ours.tokenize("the [MASK] sat") == ["the", "[MASK]", "sat"]
+    ref = transformers.BertTokenizer(str(tmp_path / "vocab.txt"))
+    assert ours("the [MASK] sat").input_ids[0].tolist() == ref("the [MASK] sat")["input_ids"]
+    assert ours.vocab_size == 13
+
+
+def test_a_tokenizer_config_that_is_not_an_object(tmp_path, toks):
+    toks[0].save_pretrained(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="tokenizer_config.json must hold a JSON object, got a list"):
+        BertTokenizer.from_pretrained(tmp_path)
+
+
+def test_training_skips_words_wordpiece_cannot_read():
+    """A word longer than 100 characters is [UNK] whatever the vocabulary, and training on it is
+    quadratic in its length: it is left out (1 MB without a space trains at once); words that the
+    pre-tokenizer splits (punctuation, Chinese characters) are kept."""
+    from minibert.tokenization import without_long_words
+    tok = BertTokenizer.train_from_texts(["the cat sat " * 3, "a" * 1_000_000 + " tail"], vocab_size=60,
+                                         min_frequency=1, show_progress=False)
+    assert max(len(t) for t in tok.get_vocab()) < 100 and "tail" in tok.get_vocab()
+    pipeline = tok._tokenizer
+    long_chinese = "東京は日本の首都です" * 20                        # one whitespace word, 200 characters
+    kept = without_long_words(f"x {long_chinese} {'b' * 150} y.z", pipeline)
+    assert kept.startswith("x 東 京") and "b" * 150 not in kept and kept.endswith(" y.z")

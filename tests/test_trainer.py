@@ -16,6 +16,7 @@ from helpers import tiny_config
 from minibert import BertForPreTraining
 from minibert.cli import main
 from minibert.data.pretraining import read_documents
+from minibert.files import MetricsLog
 from minibert.tools.fill_mask import fill_mask
 from minibert.training.pretrain import DEFAULT_CORPUS, PretrainArgs, TrainingError, checkpoint_dirs, pretrain
 
@@ -234,3 +235,142 @@ def test_help_everywhere():
     for argv in (["--help"], ["pretrain", "--help"], ["fill-mask", "--help"]):
         done = subprocess.run([sys.executable, "-m", "minibert", *argv], capture_output=True, text=True)
         assert done.returncode == 0 and "usage: minibert" in done.stdout
+
+
+# ---- faults: nothing lost, nothing raw ----------------------------------------------------------
+
+def cli_pretrain(corpus, config, out, *extra):
+    return main(["pretrain", "--corpus", str(corpus), "--output", str(out), "--config", str(config),
+                 "--vocab-size", "400", "--max-seq-length", "32", "--batch-size", "8", "--quiet", *extra])
+
+
+def one_line_error(capsys, *needles):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minibert: error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_a_full_disk_loses_nothing(small_corpus, small_tokenizer, model_config, tmp_path, monkeypatch, capsys):
+    """The disk fills while a metrics line is written: one line names the file and the reason, and
+    --resume finishes the run from its last checkpoint, the cut-off line dropped.  A run that
+    starts on a full disk leaves no empty args.json."""
+    import errno
+
+    real_append = MetricsLog.append
+
+    def append_until_full(self, record):
+        if record["step"] == 20 and record["split"] == "train":
+            with open(self.path, "a") as f:
+                f.write('{"step": 20, "split": "tr')               # half a line reached the disk
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real_append(self, record)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(MetricsLog, "append", append_until_full)
+    assert cli_pretrain(small_corpus, model_config, out, "--tokenizer", str(small_tokenizer), "--steps", "24",
+                        "--save-every", "8") == 2
+    one_line_error(capsys, "metrics.jsonl: No space left on device")
+    monkeypatch.setattr(MetricsLog, "append", real_append)
+    assert main(["pretrain", "--resume", "--output", str(out), "--quiet"]) == 0
+    records = MetricsLog(out / "metrics.jsonl").records()
+    assert [r["step"] for r in records if r["split"] == "train"] == [10, 20, 24]     # logged every 10
+
+    def no_space(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr("minibert.training.pretrain.write_atomic", no_space)
+    assert cli_pretrain(small_corpus, model_config, fresh, "--steps", "2") == 2
+    one_line_error(capsys, "args.json: No space left on device")
+    assert not (fresh / "args.json").exists()
+
+
+def test_resume_skips_a_damaged_checkpoint_and_clears_half_saves(small_corpus, small_tokenizer, model_config,
+                                                                 tmp_path, caplog):
+    out = tmp_path / "run"
+    pretrain(args_for(small_corpus, model_config, out, tokenizer=str(small_tokenizer)), progress=False)
+    newest = checkpoint_dirs(out)[-1]
+    assert newest.name == "checkpoint-0000024"
+    data = (newest / "optimizer.safetensors").read_bytes()
+    (newest / "optimizer.safetensors").write_bytes(data[:len(data) // 2])        # truncated
+    (out / ".checkpoint-abc.tmp").mkdir()                                          # an interrupted save
+    (out / ".checkpoint-abc.tmp" / "model.safetensors").write_bytes(b"half")
+    result = pretrain(PretrainArgs(output_dir=str(out)), resume=True, max_steps=28, progress=False)
+    assert "checkpoint-0000024/optimizer.safetensors is unreadable" in caplog.text
+    assert "trying the checkpoint before it" in caplog.text
+    assert result.step == 28 and not (out / ".checkpoint-abc.tmp").exists()
+    assert [r["step"] for r in MetricsLog(out / "metrics.jsonl").records() if r["split"] == "train"] == \
+        list(range(1, 29))
+
+
+def test_ctrl_c_between_log_intervals_keeps_the_average(small_corpus, small_tokenizer, model_config, tmp_path,
+                                                         capsys):
+    """Interrupted at step 6 of a log interval of 4, the record at step 8 still averages steps 5-8,
+    as in a run that was never stopped; --quiet still says how to continue."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    kw = dict(tokenizer=str(small_tokenizer), max_steps=12, log_every=4)
+    pretrain(args_for(small_corpus, model_config, full, **kw), progress=False)
+
+    def interrupt(step, model, record):
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    assert pretrain(args_for(small_corpus, model_config, part, **kw), progress=False, on_step=interrupt).interrupted
+    assert main(["pretrain", "--resume", "--output", str(part), "--quiet"]) == 0
+    key = lambda r: (r["step"], r["loss"], r["mlm_accuracy"], r["nsp_accuracy"])      # noqa: E731
+    ours, reference = (MetricsLog(d / "metrics.jsonl").records() for d in (part, full))
+    assert [key(r) for r in ours if r["split"] == "train"] == [key(r) for r in reference if r["split"] == "train"]
+    # --quiet and Ctrl-C: the message still comes, on stderr
+    quiet = tmp_path / "quiet"
+    code = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "import minibert.training.pretrain as p\n"
+        "real = p.train_step\n"
+        "def step(model, batch, *a, **k):\n"
+        "    if a[-1] == 3: os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(model, batch, *a, **k)\n"
+        "p.train_step = step\n"
+        "from minibert.cli import main\n"
+        f"sys.exit(main(['pretrain', '--corpus', {str(small_corpus)!r}, '--output', {str(quiet)!r}, "
+        f"'--config', {str(model_config)!r}, '--tokenizer', {str(small_tokenizer)!r}, '--max-seq-length', '32', "
+        "'--batch-size', '8', '--steps', '12', '--quiet']))")], capture_output=True, text=True)
+    assert code.returncode == 130 and code.stdout == ""
+    assert "interrupted at step 3: saved" in code.stderr and "--resume --output" in code.stderr
+
+
+def test_resume_takes_no_other_options(small_corpus, model_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli_pretrain(small_corpus, model_config, out, "--steps", "2") == 0
+    capsys.readouterr()
+    assert main(["pretrain", "--resume", "--output", str(out), "--lr", "0.1", "--seed", "3", "--quiet"]) == 2
+    one_line_error(capsys, "takes only --output, --steps and --quiet, not --lr, --seed")
+    args = json.loads((out / "args.json").read_text())
+    (out / "args.json").write_text(json.dumps({**args, "learning_rat": 0.1}))
+    assert main(["pretrain", "--resume", "--output", str(out), "--quiet"]) == 2
+    one_line_error(capsys, "args.json is not a minibert run's options (unknown: ['learning_rat'])")
+
+
+def test_more_pretraining_faults_get_one_line(small_corpus, model_config, tmp_path, capsys, monkeypatch):
+    specials = tmp_path / "specials.txt"
+    specials.write_text("\n\n".join("[CLS] [SEP]\n[MASK] [PAD]\n[UNK] [SEP]" for _ in range(40)) + "\n")
+    assert cli_pretrain(specials, model_config, tmp_path / "a", "--steps", "2") == 2
+    one_line_error(capsys, "specials.txt has no words to learn")
+    assert cli_pretrain(small_corpus, model_config, tmp_path / "b", "--warmup-steps", "-5") == 2
+    one_line_error(capsys, "warmup_steps must be non-negative, got -5")
+    linked = tmp_path / "c"
+    linked.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (linked / "model").symlink_to(tmp_path / "elsewhere")
+    assert cli_pretrain(small_corpus, model_config, linked, "--steps", "2") == 2
+    one_line_error(capsys, "model is a symbolic link", "will not write through it")
+    huge = tmp_path / "huge.json"
+    tiny_config(num_hidden_layers=10 ** 6, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
+                max_position_embeddings=64).to_json_file(huge)
+    assert cli_pretrain(small_corpus, huge, tmp_path / "d", "--steps", "2") == 2
+    one_line_error(capsys, "parameters: training with Adam", "GiB are available")
+    monkeypatch.setattr("minibert.training.pretrain.plot_training_curve",
+                        lambda *a: (_ for _ in ()).throw(ImportError("no matplotlib")))
+    assert cli_pretrain(small_corpus, model_config, tmp_path / "e", "--steps", "2") == 0
+    done = capsys.readouterr().out
+    assert "done: 2 steps" in done and "curve" not in done and not (tmp_path / "e" / "curve.png").exists()

@@ -9,7 +9,7 @@ from helpers import tiny_config
 from minibert import BertForPreTraining, BertModel
 from minibert.cli import main
 from minibert.models.presets import PRESETS, preset_config
-from minibert.tools.info import parameter_counts
+from minibert.models.sizes import parameter_counts
 from minibert.tools.viz import plot_attention, plot_embeddings_pca
 
 
@@ -98,3 +98,12 @@ def test_presets_and_info_cli(capsys, tmp_path):
     assert f"{total:,}" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown model size 'huge'"):
         preset_config("huge")
+
+
+def test_attention_cli_without_matplotlib(minilm_dir, tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert main(["attention", "--model", str(minilm_dir), "I love Korea", "--output", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == "minibert: error: drawing needs matplotlib: pip install matplotlib\n"

@@ -28,11 +28,19 @@ class DataError(ValueError):
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def _lines(path):
+def _read_text(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
-    return path, path.read_text(encoding="utf-8").splitlines()
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def _lines(path):
+    path, text = _read_text(path)
+    return path, text.splitlines()
 
 
 def read_tsv(path, pair=False):
@@ -93,24 +101,31 @@ class QAExample:
 
 
 def read_squad(path) -> list[QAExample]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+    path, text = _read_text(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        data = json.loads(text)["data"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a SQuAD v1.1 JSON file with a 'data' list ({e})") from None
+        raise DataError(f"{path}: not a SQuAD v1.1 JSON file with a 'data' list ({type(e).__name__}: {e})") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: 'data' must be a list of articles, got a {type(data).__name__}")
     examples = []
     for a, article in enumerate(data):
-        for p, para in enumerate(article.get("paragraphs", [])):
+        paragraphs = article.get("paragraphs", []) if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise DataError(f"{path}: data[{a}] must be an object with a 'paragraphs' list")
+        for p, para in enumerate(paragraphs):
             where = f"{path}: data[{a}].paragraphs[{p}]"
-            if "context" not in para or "qas" not in para:
-                raise DataError(f"{where} needs 'context' and 'qas'")
+            if not isinstance(para, dict) or not isinstance(para.get("context"), str) \
+                    or not isinstance(para.get("qas"), list):
+                raise DataError(f"{where} must be an object with a 'context' string and a 'qas' list")
             context = para["context"]
             for q, qa in enumerate(para["qas"]):
-                if "question" not in qa or "id" not in qa:
-                    raise DataError(f"{where}.qas[{q}] needs 'id' and 'question'")
+                if not isinstance(qa, dict) or "id" not in qa or not isinstance(qa.get("question"), str):
+                    raise DataError(f"{where}.qas[{q}] needs an 'id' and a 'question' string")
                 answers = qa.get("answers", [])
+                if not isinstance(answers, list) or not all(
+                        isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers):
+                    raise DataError(f"{where}.qas[{q}]: 'answers' must be a list of objects with a 'text' string")
                 ex = QAExample(str(qa["id"]), qa["question"], context,
                                all_answers=[x["text"] for x in answers])
                 if answers:
@@ -143,11 +158,13 @@ def _is_number(s):
 
 
 def encode_tags(tokenizer, sentences, tags, label2id, max_length):
-    """Word-level tags -> per-WordPiece labels: the tag on a word's first piece, IGNORE_INDEX elsewhere."""
+    """Word-level tags -> per-WordPiece labels: the tag on a word's first piece, IGNORE_INDEX elsewhere.
+    `scored_words` lists the word each labelled piece stands for: a word that yields no piece (a
+    lone combining accent) or is cut off by `max_length` is not scored."""
     features = []
     for words, word_tags in zip(sentences, tags):
         ids, word_ids = tokenizer.encode_words(words, max_length)
-        labels, previous = [], None
+        labels, scored_words, previous = [], [], None
         for w in word_ids:
             if w is None or w == previous:
                 labels.append(IGNORE_INDEX)
@@ -155,15 +172,26 @@ def encode_tags(tokenizer, sentences, tags, label2id, max_length):
                 if word_tags[w] not in label2id:
                     raise DataError(f"tag {word_tags[w]!r} is not among the training tags {sorted(label2id)}")
                 labels.append(label2id[word_tags[w]])
+                scored_words.append(w)
             previous = w
-        features.append({"input_ids": ids, "labels": labels})
+        features.append({"input_ids": ids, "labels": labels, "scored_words": scored_words})
     return features
 
 
 def encode_squad(tokenizer, examples, max_length=384, doc_stride=128):
-    """Question + context windows with the answer's token span (0, 0 when outside a window)."""
+    """Question + context windows with the answer's token span (0, 0 when outside a window).
+    Neighbouring windows share `doc_stride` context tokens, which must be fewer than a window
+    holds: max_length minus the question minus [CLS] and two [SEP]."""
     features = []
     for index, ex in enumerate(examples):
+        room = max_length - len(tokenizer.tokenize(ex.question)) - 3      # context tokens a window holds
+        if room < 1:
+            raise DataError(f"question {ex.id!r} is {max_length - 3 - room} tokens long: no room for its context "
+                            f"within max_length {max_length}; raise --max-length")
+        if doc_stride >= room:
+            raise DataError(f"doc_stride {doc_stride} must be smaller than the {room} context tokens a window of "
+                            f"max_length {max_length} holds beside question {ex.id!r}: lower --doc-stride "
+                            f"or raise --max-length")
         for window in tokenizer.encode_windows(ex.question, ex.context, max_length, doc_stride):
             ids, type_ids, offsets, sequence_ids = window
             context_tokens = [i for i, s in enumerate(sequence_ids) if s == 1]

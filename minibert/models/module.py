@@ -19,6 +19,7 @@ import numpy as np
 from .. import ops
 from ..checkpoints import load_pretrained, save_pretrained
 from ..config import BertConfig
+from .sizes import check_fits_in_memory
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Module:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        check_fits_in_memory(config, dtype)              # before allocating anything
         self.config = config
         self.dtype = dtype
         self.training = True
@@ -109,6 +111,9 @@ class Module:
                 report.unexpected_keys.append(name)
                 continue
             value = np.asarray(value)
+            if not np.issubdtype(value.dtype, np.floating):
+                raise TypeError(f"{type(self).__name__}.load_state_dict: {name} holds {value.dtype} numbers; "
+                                f"a weight is floating point (cast it yourself if you mean it)")
             if value.shape != self.params[target].shape:
                 report.mismatched_keys.append((name, value.shape, self.params[target].shape))
                 continue

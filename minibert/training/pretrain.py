@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,14 +36,17 @@ import numpy as np
 from ..config import BertConfig
 from ..data.pretraining import (PretrainingData, Vocab, collate, read_documents, split_documents,
                                 tokenize_documents)
-from ..files import MetricsLog
+from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert import BertForPreTraining
 from ..models.presets import preset_config
+from ..models.sizes import check_fits_in_memory
 from ..tokenization import BertTokenizer
 from ..tools.viz import plot_training_curve
 from .loop import TrainingError, draw_curve, printer, progress_bar, train_step
 from .optim import AdamW, linear_warmup_decay
+
+logger = logging.getLogger("minibert")
 
 # The shipped corpus, found beside the package in a source checkout (`pip install -e .`).
 DEFAULT_CORPUS = str(Path(__file__).resolve().parents[2] / "data" / "kjv.txt.gz")
@@ -89,6 +93,14 @@ class PretrainArgs:
             raise TrainingError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
         if not 0.0 < self.masked_lm_prob < 1.0:
             raise TrainingError(f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}")
+        for name in ("warmup_steps", "weight_decay", "max_grad_norm"):
+            if not getattr(self, name) >= 0:
+                raise TrainingError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise TrainingError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.eval_fraction < 1.0 or not 0.0 <= self.short_seq_prob <= 1.0:
+            raise TrainingError(f"eval_fraction must be in [0, 1) and short_seq_prob in [0, 1], got "
+                                f"{self.eval_fraction}, {self.short_seq_prob}")
 
 
 @dataclass
@@ -98,6 +110,8 @@ class RunResult:
     model_dir: Path | None           # the final model (None when stopped early)
     interrupted: bool = False
     last_eval: dict | None = None
+    curve: Path | None = None        # curve.png, when matplotlib drew it
+    last_checkpoint: Path | None = None
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
@@ -132,18 +146,41 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> 
 
 
 def load_checkpoint(path: Path, model, optimizer) -> dict:
+    """Restore the model, the optimizer and the dropout generator from a checkpoint directory;
+    returns its trainer state.  Anything unreadable raises TrainingError naming the file."""
     from safetensors.numpy import load_file
 
-    fresh = BertForPreTraining.from_pretrained(path, dtype=model.dtype)
-    model.load_state_dict(fresh.params)
-    state = json.loads((path / "trainer_state.json").read_text())
-    opt = dict(state.pop("optimizer"))
-    moments = load_file(str(path / "optimizer.safetensors"))
-    for m in ("exp_avg", "exp_avg_sq"):
-        opt[m] = {k[len(m) + 1:]: v for k, v in moments.items() if k.startswith(m + "/")}
-    optimizer.load_state_dict(opt)
-    model.rng.bit_generator.state = state.pop("dropout_rng")
+    where = path
+    try:
+        fresh = BertForPreTraining.from_pretrained(path, dtype=model.dtype)
+        model.load_state_dict(fresh.params)
+        where = path / "trainer_state.json"
+        state = json.loads(where.read_text(encoding="utf-8"))
+        opt = dict(state.pop("optimizer"))
+        where = path / "optimizer.safetensors"
+        moments = load_file(str(where))
+        for m in ("exp_avg", "exp_avg_sq"):
+            opt[m] = {k[len(m) + 1:]: v for k, v in moments.items() if k.startswith(m + "/")}
+        optimizer.load_state_dict(opt)
+        where = path / "trainer_state.json"
+        model.rng.bit_generator.state = state.pop("dropout_rng")
+        for key in ("step", "epoch", "batch_in_epoch"):
+            int(state[key])
+    except Exception as e:                  # any damage: safetensors, JSON, a missing key or file
+        raise TrainingError(f"{where} is unreadable ({type(e).__name__}: {e})") from None
     return state
+
+
+def resume_from(checkpoints: list[Path], model, optimizer) -> tuple[Path, dict]:
+    """Load the newest checkpoint that loads; a damaged one is skipped for the one before it
+    (with a warning on the "minibert" logger, shown even with --quiet)."""
+    for path in reversed(checkpoints):
+        try:
+            return path, load_checkpoint(path, model, optimizer)
+        except TrainingError as e:
+            logger.warning("%s; trying the checkpoint before it", e)
+    raise TrainingError(f"no checkpoint in {checkpoints[0].parent} can be loaded "
+                        f"({', '.join(p.name for p in checkpoints)})")
 
 
 # ---- metrics --------------------------------------------------------------------------------
@@ -170,6 +207,7 @@ def evaluate(model, examples, batch_size, baseline_id=None) -> dict:
             baseline_hits += int((batch["labels"] == baseline_id).sum())
     model.train()
     mlm_loss, nsp_loss, mc, n, nc, b = totals
+    n = max(n, 1)                           # held-out text with nothing to mask scores 0, not 0/0
     result = {"loss": mlm_loss / n + nsp_loss / b, "mlm_loss": mlm_loss / n, "nsp_loss": nsp_loss / b,
               "mlm_accuracy": mc / n, "nsp_accuracy": nc / b, "examples": int(b)}
     if baseline_id is not None:
@@ -179,7 +217,7 @@ def evaluate(model, examples, batch_size, baseline_id=None) -> dict:
 
 # ---- the run --------------------------------------------------------------------------------
 
-def _prepare_output(run_dir: Path, resume: bool):
+def _make_output_dir(run_dir: Path):
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -187,11 +225,34 @@ def _prepare_output(run_dir: Path, resume: bool):
         probe.unlink()
     except OSError as e:
         raise TrainingError(f"output directory {run_dir} is not writable ({e.strerror})") from None
+
+
+def _check_output(run_dir: Path, resume: bool):
     if not resume and (checkpoint_dirs(run_dir) or (run_dir / "metrics.jsonl").exists()):
         raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, or "
                             f"choose another --output")
     if resume and not (run_dir / "args.json").is_file():
         raise TrainingError(f"nothing to resume in {run_dir}: it has no args.json")
+    for name in ("model", "tokenizer"):
+        if (run_dir / name).is_symlink():
+            raise TrainingError(f"{run_dir / name} is a symbolic link (to {os.readlink(run_dir / name)}): "
+                                f"minibert will not write through it; remove the link or choose another --output")
+
+
+def _read_run_args(run_dir: Path) -> PretrainArgs:
+    """The options a run was started with (its args.json), or a clear error naming the file."""
+    path = run_dir / "args.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TrainingError(f"{path} cannot be read ({e}): the run's options are lost") from None
+    known = {f.name for f in dataclasses.fields(PretrainArgs)}
+    if not isinstance(stored, dict) or set(stored) - known:
+        unknown = sorted(set(stored) - known) if isinstance(stored, dict) else type(stored).__name__
+        raise TrainingError(f"{path} is not a minibert run's options (unknown: {unknown})")
+    args = PretrainArgs(**stored)
+    args.output_dir = str(run_dir)
+    return args
 
 
 def _model_config(args: PretrainArgs, vocab_size: int) -> BertConfig:
@@ -216,16 +277,21 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
     """Run (or, with `resume`, continue) pretraining.  `max_steps` overrides the stored value on
     resume.  `on_step(step, model, record)` is called after every update (for tests and hooks)."""
     run_dir = Path((args or PretrainArgs()).output_dir)
-    _prepare_output(run_dir, resume)
-    if resume:
-        args = PretrainArgs(**json.loads((run_dir / "args.json").read_text()))
-        args.output_dir = str(run_dir)
-    args = args or PretrainArgs()
-    if max_steps is not None:
-        args.max_steps = max_steps
-    args.validate()
-    (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
-    log = printer(progress)
+    _make_output_dir(run_dir)
+    with RunLock(run_dir):                                  # the run owns its directory
+        _check_output(run_dir, resume)
+        if resume:
+            remove_temporaries(run_dir)                     # what interrupted saves left
+        args = _read_run_args(run_dir) if resume else (args or PretrainArgs())
+        if max_steps is not None:
+            args.max_steps = max_steps
+        args.validate()
+        write_atomic(run_dir / "args.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
+        return _pretrain(args, run_dir, resume, printer(progress), progress, on_step)
+
+
+def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step) -> RunResult:
 
     # -- data: documents, tokenizer, held-out split, examples
     documents = read_documents(args.corpus)
@@ -262,10 +328,14 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
                                         ).epoch(0)[:args.max_eval_examples]
     # the most-frequent-token baseline: always predict the commonest token of the training text
     counts = Counter(t for d in train_ids for s in d for t in s)
+    if not set(counts) - set(vocab.special_ids):
+        raise TrainingError(f"corpus {args.corpus} has no words to learn: every token of its training part is "
+                            f"a special token such as [CLS] or [MASK], which are never masked")
     baseline_id = counts.most_common(1)[0][0]
 
     # -- model, optimizer, and where we are
     config = _model_config(args, tokenizer.vocab_size)
+    check_fits_in_memory(config, np.float32, copies=4, what="training with Adam (weights, gradients, two moments)")
     model = BertForPreTraining(config, seed=args.seed).train()
     if args.unigram_bias_init:
         # log p(token) of the training text (add-one smoothed): the model starts where a
@@ -278,10 +348,11 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
     step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None
     metrics = MetricsLog(run_dir / "metrics.jsonl")
+    window = dict(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0, seconds=0.0)
     if checkpoints:
-        state = load_checkpoint(checkpoints[-1], model, optimizer)
+        last_checkpoint, state = resume_from(checkpoints, model, optimizer)
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        last_checkpoint = checkpoints[-1]
+        window.update(state.get("window", {}))             # the log interval an interruption cut short
         metrics.truncate(step)
         log(f"resuming from {last_checkpoint} (step {step})")
     elif resume:
@@ -297,13 +368,14 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         interrupted["flag"] = True
 
     previous_handler = signal.signal(signal.SIGINT, on_sigint)
-    window = dict(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0, t0=time.perf_counter())
+    t0 = time.perf_counter() - window["seconds"]
     bar = progress_bar(args.max_steps, "pretraining", "step", progress, initial=step)
     last_eval = None
 
     def checkpoint():
         nonlocal last_checkpoint
-        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
+        window["seconds"] = time.perf_counter() - t0
+        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "window": window}
         last_checkpoint = save_checkpoint(run_dir, model, optimizer, state, args.keep_checkpoints)
 
     try:
@@ -333,18 +405,18 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
                     window[key] += value
                 record = None
                 if step % args.log_every == 0 or step == args.max_steps:
-                    seconds = time.perf_counter() - window["t0"]
+                    seconds = time.perf_counter() - t0
                     k = window["steps"]
                     record = {"step": step, "split": "train", "epoch": epoch, "loss": window["loss"] / k,
                               "mlm_loss": window["mlm"] / k, "nsp_loss": window["nsp"] / k,
-                              "mlm_accuracy": window["mc"] / window["n"], "nsp_accuracy": window["nc"] / window["b"],
+                              "mlm_accuracy": window["mc"] / max(window["n"], 1), "nsp_accuracy": window["nc"] / window["b"],
                               "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / seconds}
                     metrics.append(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", mlm_acc=f"{record['mlm_accuracy']:.3f}",
                                     nsp_acc=f"{record['nsp_accuracy']:.3f}", lr=f"{lr:.2e}",
                                     tok_s=f"{record['tokens_per_s']:.0f}")
-                    window.update(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0,
-                                  t0=time.perf_counter())
+                    window.update(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0)
+                    t0 = time.perf_counter()
                 bar.update(1)
                 if eval_examples and (step % args.eval_every == 0 or step == args.max_steps):
                     last_eval = {"step": step, "split": "eval",
@@ -359,16 +431,16 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
                     on_step(step, model, record)
             if batch_in_epoch >= n_batches:
                 epoch, batch_in_epoch = epoch + 1, 0
-        if interrupted["flag"]:
+        stopped_early = interrupted["flag"]                 # a Ctrl-C from here on waits for the saves
+        if stopped_early:
             checkpoint()
             log(f"interrupted: saved {last_checkpoint}; continue with --resume")
+        curve = run_dir / "curve.png" if draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log) else None
+        model_dir = None
+        if not stopped_early:
+            model_dir = model.save_pretrained(run_dir / "model")
+            log(f"saved the model to {model_dir}")
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous_handler)
-
-    draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log)
-    model_dir = None
-    if not interrupted["flag"]:
-        model_dir = model.save_pretrained(run_dir / "model")
-        log(f"saved the model to {model_dir}")
-    return RunResult(run_dir, step, model_dir, interrupted["flag"], last_eval)
+    return RunResult(run_dir, step, model_dir, stopped_early, last_eval, curve, last_checkpoint)

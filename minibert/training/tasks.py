@@ -74,6 +74,8 @@ class ClassifyTask(Task):
         texts, pairs, labels = read_tsv(path, pair=self.pair)
         if fit_labels:
             self.label2id = label_vocabulary(labels)
+            if len(self.label2id) < 2:
+                raise DataError(f"{path} has a single label, {labels[0]!r}: a classifier needs at least two")
         unknown = sorted(set(labels) - set(self.label2id))
         if unknown:
             raise DataError(f"{path}: labels {unknown} do not occur in the training file")
@@ -131,7 +133,7 @@ class TagTask(Task):
         for f, pred, tags in zip(features, predictions, extra):
             scored = [i for i, label in enumerate(f["labels"]) if label != IGNORE_INDEX]
             predicted.append([id2label[int(pred[i])] for i in scored])
-            gold.append(tags[:len(scored)])
+            gold.append([tags[w] for w in f["scored_words"]])          # the same words, in order
         flat_p = [t for s in predicted for t in s]
         flat_g = [t for s in gold for t in s]
         return {"entity_f1": entity_f1(predicted, gold), "token_accuracy": accuracy(flat_p, flat_g)}
@@ -147,8 +149,11 @@ class QATask(Task):
 
     def load(self, path, fit_labels=False):
         examples = read_squad(path)
+        if not any(ex.all_answers for ex in examples):
+            raise DataError(f"{path}: no question has an answer, so there is nothing to "
+                            f"{'learn' if fit_labels else 'score'} (SQuAD v1.1 gives each question its answers)")
         self.label2id = {"start": 0, "end": 1}
-        return encode_squad(self.tokenizer, examples, self.args.max_length, self.args.doc_stride), examples
+        return encode_squad(self.tokenizer, examples, self.args.max_length, self.args.window_stride()), examples
 
     def batch(self, features):
         inputs = pad_batch(features, self.tokenizer.pad_token_id)
