@@ -111,3 +111,12 @@ def test_dtype_argument_is_checked():
         BertModel(tiny_config(), dtype=np.float16)
     with pytest.raises(TypeError, match="config must be a minibert.BertConfig"):
         BertModel({"hidden_size": 12})
+
+
+def test_sizes_are_checked_before_allocating():
+    """A config that cannot fit is refused from its parameter count, before any array exists."""
+    with pytest.raises(MemoryError, match=r"this config has [\d,]+ parameters: its weights need about [\d,.]+ GiB"):
+        BertModel(tiny_config(vocab_size=10 ** 9, hidden_size=1024, num_attention_heads=4, intermediate_size=64))
+    with pytest.raises(MemoryError, match="GiB are available"):
+        BertForPreTraining(tiny_config(num_hidden_layers=10 ** 6, hidden_size=256, num_attention_heads=4,
+                                       intermediate_size=1024))

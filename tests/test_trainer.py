@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -374,3 +375,47 @@ def test_more_pretraining_faults_get_one_line(small_corpus, model_config, tmp_pa
     assert cli_pretrain(small_corpus, model_config, tmp_path / "e", "--steps", "2") == 0
     done = capsys.readouterr().out
     assert "done: 2 steps" in done and "curve" not in done and not (tmp_path / "e" / "curve.png").exists()
+
+
+def test_ctrl_c_during_the_final_save_finishes_it(small_corpus, small_tokenizer, model_config, tmp_path,
+                                                  monkeypatch):
+    real_save = BertForPreTraining.save_pretrained
+
+    def save_interrupted(self, path):
+        if Path(path).name == "model":                      # the final save, not a checkpoint's
+            os.kill(os.getpid(), signal.SIGINT)             # arrives while the model is written
+        return real_save(self, path)
+
+    monkeypatch.setattr(BertForPreTraining, "save_pretrained", save_interrupted)
+    out = tmp_path / "run"
+    result = pretrain(args_for(small_corpus, model_config, out, tokenizer=str(small_tokenizer), max_steps=8),
+                      progress=False)
+    assert not result.interrupted and result.step == 8
+    assert BertForPreTraining.from_pretrained(out / "model").num_parameters() > 0
+
+
+def test_a_pretraining_run_owns_its_directory(small_corpus, model_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from minibert.files import RunLock\n"
+                               f"with RunLock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli_pretrain(small_corpus, model_config, out, "--steps", "2") == 2
+        one_line_error(capsys, "is in use by another minibert run")
+        assert main(["pretrain", "--resume", "--output", str(out), "--quiet"]) == 2     # a resume too
+        one_line_error(capsys, "is in use by another minibert run")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_metrics_log_drops_only_a_cut_off_last_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "split": "train"}\n{"step": 2, "split": "train"}\n{"step": 3, "spl')
+    assert [r["step"] for r in MetricsLog(path).records()] == [1, 2]
+    path.write_text('{"step": 1, "split": "train"}\n{"step": 2, "spl\n{"step": 3, "split": "train"}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2 is not a JSON record"):
+        MetricsLog(path).records()
