@@ -1,4 +1,9 @@
-"""Shared test tools: the tiny config, finite differences, and a relative comparison."""
+"""Shared test tools: the tiny config, finite differences, a relative comparison, the CLI's
+one-line errors, a run lock held elsewhere."""
+
+import contextlib
+import subprocess
+import sys
 
 import numpy as np
 
@@ -50,3 +55,27 @@ def rel_err(ours, ref, floor=0.0):
     ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     assert ours.shape == ref.shape, f"shape {ours.shape} != {ref.shape}"
     return np.abs(ours - ref).max() / max(np.abs(ref).max(), floor, 1e-300)
+
+
+def one_line_error(capsys, *needles):
+    """The CLI's promise: one line on stderr, "minibert: error: ...", never a traceback."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minibert: error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(directory):
+    """Another process holds `directory`'s run lock until the block ends (then it is killed, as
+    a crashed run would be).  Yields that process's id."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from minibert.files import RunLock\n"
+                               f"with RunLock({str(directory)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

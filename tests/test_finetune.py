@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import lock_held_by_another_process, one_line_error, tiny_config
 
 from minibert import BertModel
 from minibert.cli import main
@@ -226,14 +226,6 @@ def cli_finetune(model_dir, task, train, dev, out, *extra):
                  "--output", str(out), "--quiet", *extra])
 
 
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("minibert: error: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def test_qa_from_the_command_line_with_its_default_stride(model_dir, tmp_path, capsys):
     """The windows' stride follows --max-length (max_length // 3, transformers' 128 of 384), and an
     impossible --doc-stride is named."""
@@ -321,21 +313,11 @@ def test_tagging_scores_the_right_words_when_one_has_no_pieces(model_dir):
 def test_a_run_owns_its_directory(model_dir, tmp_path, capsys):
     """A second run into a directory another process is using is refused; the lock dies with its
     process, so a run killed with SIGKILL leaves nothing stuck."""
-    import signal
-    import subprocess
-    import sys
     rng = random.Random(4)
     train = write_tsv(tmp_path / "t.tsv", [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 8])
     out = tmp_path / "shared"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from minibert.files import RunLock\n"
-                               f"with RunLock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_by_another_process(out) as pid:
         assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 2
-        one_line_error(capsys, "is in use by another minibert run", f"process {holder.pid}")
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        one_line_error(capsys, "is in use by another minibert run", f"process {pid}")
     assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 0

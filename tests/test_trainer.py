@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from helpers import tiny_config
+from helpers import lock_held_by_another_process, one_line_error, tiny_config
 
 from minibert import BertForPreTraining
 from minibert.cli import main
@@ -245,13 +245,6 @@ def cli_pretrain(corpus, config, out, *extra):
                  "--vocab-size", "400", "--max-seq-length", "32", "--batch-size", "8", "--quiet", *extra])
 
 
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("minibert: error: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-
-
 def test_a_full_disk_loses_nothing(small_corpus, small_tokenizer, model_config, tmp_path, monkeypatch, capsys):
     """The disk fills while a metrics line is written: one line names the file and the reason, and
     --resume finishes the run from its last checkpoint, the cut-off line dropped.  A run that
@@ -397,18 +390,11 @@ def test_ctrl_c_during_the_final_save_finishes_it(small_corpus, small_tokenizer,
 def test_a_pretraining_run_owns_its_directory(small_corpus, model_config, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from minibert.files import RunLock\n"
-                               f"with RunLock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_by_another_process(out):
         assert cli_pretrain(small_corpus, model_config, out, "--steps", "2") == 2
         one_line_error(capsys, "is in use by another minibert run")
         assert main(["pretrain", "--resume", "--output", str(out), "--quiet"]) == 2     # a resume too
         one_line_error(capsys, "is in use by another minibert run")
-    finally:
-        holder.kill()
-        holder.wait()
     assert not (out / "metrics.jsonl").exists()
 
 
