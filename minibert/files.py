@@ -79,12 +79,16 @@ class MetricsLog:
         return records
 
     def clear(self) -> None:
-        self.path.write_text("", encoding="utf-8")
+        self._rewrite([])
 
     def truncate(self, step: int) -> None:
         """Drop the records after `step` (a resumed run does those steps again)."""
-        kept = [r for r in self.records() if r["step"] <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        self._rewrite([r for r in self.records() if r["step"] <= step])
+
+    def _rewrite(self, records):
+        """Replace the file atomically: a crash mid-rewrite leaves the old records, not half."""
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        write_atomic(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 class RunDirectoryInUse(RuntimeError):

@@ -96,7 +96,7 @@ def distilbert_forward(params, prefix, config, input_ids, attention_mask, rng, t
         x, cache = encoder_layer_forward(x, mask_bias, layer, bert_config, rng, training,
                                          attention_output_dropout=False)
         hidden.append(x)
-        attentions.append(cache["attention_probs"])
+        attentions.append(cache["attention"]["probs"])
         caches.append(cache)
     cache = (emb_cache, caches, config.sinusoidal_pos_embds)
     return BertModelOutput(x, None, tuple(hidden), tuple(attentions)), cache

@@ -21,8 +21,8 @@ from .params import add_grads, subdict
 
 
 def encoder_layer_forward(x, mask_bias, params, config, rng, training, attention_output_dropout=True):
-    """x: (B, T, C)  ->  y (B, T, C); the cache holds the attention probabilities under
-    "attention_probs" (B, H, T, T).  `attention_output_dropout=False` leaves out the dropout after
+    """x: (B, T, C)  ->  y (B, T, C); the attention probabilities (B, H, T, T) are in the cache,
+    cache["attention"]["probs"].  `attention_output_dropout=False` leaves out the dropout after
     the attention projection (DistilBERT's layer, otherwise the same)."""
     p_drop, eps = config.hidden_dropout_prob, config.layer_norm_eps
     cache = {}
@@ -43,7 +43,6 @@ def encoder_layer_forward(x, mask_bias, params, config, rng, training, attention
     h, cache["output_dropout"] = ops.dropout_forward(h, p_drop, rng, training)
     y, cache["output_norm"] = ops.add_layer_norm_forward(
         h, a, params["output.LayerNorm.weight"], params["output.LayerNorm.bias"], eps)   # (B, T, C)
-    cache["attention_probs"] = cache["attention"]["probs"]
     return y, cache
 
 
@@ -77,7 +76,7 @@ def encoder_forward(x, mask_bias, params, config, rng, training):
     for i in range(config.num_hidden_layers):
         x, cache = encoder_layer_forward(x, mask_bias, subdict(params, f"layer.{i}."), config, rng, training)
         hidden_states.append(x)
-        attentions.append(cache["attention_probs"])
+        attentions.append(cache["attention"]["probs"])
         caches.append(cache)
     return x, hidden_states, attentions, caches
 

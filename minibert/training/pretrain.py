@@ -56,7 +56,7 @@ DEFAULT_CORPUS = str(Path(__file__).resolve().parents[2] / "data" / "kjv.txt.gz"
 class PretrainArgs:
     corpus: str = DEFAULT_CORPUS
     output_dir: str = "runs/pretrain"
-    model_size: str = "tiny"                   # a preset name (minibert.presets) ...
+    model_size: str = "tiny"                   # a preset name (minibert.models.presets) ...
     config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
     vocab_size: int = 8000
     tokenizer: str | None = None               # a directory with a tokenizer to use instead of training one
