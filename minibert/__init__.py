@@ -15,10 +15,11 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _PUBLIC = {
     "BertConfig": "config", "DistilBertConfig": "config",
-    "BertModel": "models.bert", "BertForPreTraining": "models.bert",
-    "BertModelOutput": "models.bert", "BertForPreTrainingOutput": "models.bert",
+    "BertModel": "models.bert", "BertForPreTraining": "models.bert", "BertForMaskedLM": "models.bert",
+    "ModelOutput": "models.outputs", "BertModelOutput": "models.outputs",
+    "BertForPreTrainingOutput": "models.outputs", "MaskedLMOutput": "models.outputs", "TaskOutput": "models.outputs",
     "BertForSequenceClassification": "models.bert_tasks", "BertForTokenClassification": "models.bert_tasks",
-    "BertForQuestionAnswering": "models.bert_tasks", "TaskOutput": "models.bert_tasks",
+    "BertForQuestionAnswering": "models.bert_tasks",
     "DistilBertModel": "models.distilbert", "DistilBertForMaskedLM": "models.distilbert",
     "DistilBertForSequenceClassification": "models.distilbert",
     "LoadReport": "models.module", "Module": "models.module",

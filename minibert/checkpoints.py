@@ -19,6 +19,7 @@ of a simple but exacting format) and read bfloat16, which NumPy lacks, by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -181,8 +182,9 @@ def map_checkpoint_keys(tensors, model):
 
 # ---- from_pretrained / save_pretrained ----------------------------------------------------
 
-def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, **model_kwargs):
-    """Build `cls` from a checkpoint directory.  Returns (model, loading_info)."""
+def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, **config_overrides):
+    """Build `cls` from a checkpoint directory.  Keyword arguments override config.json's fields,
+    as in transformers (`num_labels=3`, `hidden_dropout_prob=0.2`).  Returns (model, loading_info)."""
     directory = resolve_checkpoint_dir(path_or_id, cache_dir)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
@@ -198,7 +200,15 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
         raise CheckpointError(f"{config_path} describes a {model_type!r} model, not {cls.model_type!r}: "
                               f"{cls.__name__} cannot load it")
     config = cls.config_class.from_json_file(config_path)
-    model = cls(config, seed=seed, dtype=dtype, **model_kwargs)
+    overrides = {k: config_overrides.pop(k) for k in list(config_overrides) if config_field(config, k)}
+    if config_overrides:
+        raise TypeError(f"{cls.__name__}.from_pretrained got {', '.join(map(repr, config_overrides))}: neither "
+                        f"a {type(config).__name__} field nor an argument of from_pretrained")
+    try:
+        config.update(**overrides)                       # e.g. num_labels=3, hidden_dropout_prob=0.2
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{cls.__name__}.from_pretrained: {e}") from None
+    model = cls(config, seed=seed, dtype=dtype)
 
     tensors, file_name = read_checkpoint_tensors(directory)
     where = directory / file_name
@@ -233,6 +243,11 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
     return model, info
 
 
+def config_field(config, name) -> bool:
+    """Whether `name` is a field of the config (what from_pretrained's keyword arguments override)."""
+    return name == "num_labels" or name in {f.name for f in dataclasses.fields(config)} - {"extra"}
+
+
 def check_weight(where, name, value):
     """A weight must hold finite floating-point numbers: integers or booleans would be cast without
     a word, and one NaN makes every output NaN."""
@@ -265,7 +280,6 @@ def save_pretrained(model, path) -> Path:
         raise PermissionError(f"cannot save into {path}: the directory is not writable")
     config = model.config.to_dict()
     config["architectures"] = [type(model).__name__]
-    config.update(model.extra_config())
     tensors = {k: np.ascontiguousarray(v) for k, v in model.params.items()}
 
     def write_all(directory: Path):

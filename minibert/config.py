@@ -6,6 +6,10 @@ what we write back is a `config.json` that `transformers` accepts. Fields we do 
 written back unchanged, never fatal.
 
 Defaults are BERT-base (Devlin et al. 2019, section 3): L=12, H=768, A=12.
+
+Labels of a task head follow transformers' `PretrainedConfig`: `id2label` names them (written to
+config.json), `num_labels` is `len(id2label)`, and `BertConfig(num_labels=3)` or
+`config.num_labels = 3` makes the names LABEL_0 ... LABEL_2.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh")
@@ -26,16 +30,65 @@ class JsonConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JsonConfig":
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"} | {"num_labels"}
         kwargs = {k: v for k, v in d.items() if k in known}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(**kwargs, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        d["id2label"] = {str(i): name for i, name in self.id2label.items()}     # JSON keys are strings
+        d["label2id"] = {name: int(i) for i, name in self.id2label.items()}
         out = dict(self.extra)
         out.update(d)
         return out
+
+    def update(self, **fields) -> "JsonConfig":
+        """Set fields by name (as `from_pretrained(path, **overrides)` does), then validate.
+        An unknown name raises TypeError naming it."""
+        known = {f.name for f in dataclasses.fields(self)} - {"extra"} | {"num_labels"}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(map(repr, unknown))}")
+        for name in ("id2label", "label2id"):                   # names first, then their count
+            if name in fields:
+                setattr(self, name, fields.pop(name))
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.validate()
+        return self
+
+    # ---- labels of a task head (transformers' PretrainedConfig) ----------------------------
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"num_labels must be a positive integer, got {n!r}")
+        if self.id2label is None or len(self.id2label) != n:
+            self.id2label = {i: f"LABEL_{i}" for i in range(n)}
+            self.label2id = {name: i for i, name in self.id2label.items()}
+
+    def _set_labels(self, num_labels):
+        """id2label with integer keys, num_labels names (LABEL_i by default), label2id its inverse
+        (re-derived on every validate, so a changed id2label never leaves a stale label2id)."""
+        if self.id2label is not None:
+            if not isinstance(self.id2label, dict) or not self.id2label:
+                raise ValueError(f"id2label must be a non-empty mapping of label ids to names, got {self.id2label!r}")
+            try:
+                self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"id2label's keys must be label ids 0, 1, ..., got {list(self.id2label)}") from None
+            if sorted(self.id2label) != list(range(len(self.id2label))):
+                raise ValueError(f"id2label's keys must be 0 ... {len(self.id2label) - 1}, got {sorted(self.id2label)}")
+            if num_labels is not None and num_labels != len(self.id2label):
+                raise ValueError(f"num_labels={num_labels} but id2label names {len(self.id2label)} labels")
+        else:
+            self.num_labels = 2 if num_labels is None else num_labels
+        self.label2id = {name: i for i, name in self.id2label.items()}      # always the inverse
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "JsonConfig":
@@ -78,10 +131,15 @@ class BertConfig(JsonConfig):
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int = 0
+    classifier_dropout: float | None = None    # a task head's dropout; None: hidden_dropout_prob
+    id2label: dict[int, str] | None = None     # a task head's labels (see the module docstring)
+    label2id: dict[str, int] | None = None
     model_type: str = "bert"
+    num_labels: InitVar[int | None] = None     # shorthand for id2label = LABEL_0 ... LABEL_{n-1}
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self, num_labels):
+        self._set_labels(num_labels)
         self.validate()
 
     @property
@@ -91,6 +149,7 @@ class BertConfig(JsonConfig):
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
+        self._set_labels(None)
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             value = getattr(self, name)
@@ -118,6 +177,9 @@ class BertConfig(JsonConfig):
             raise ValueError(
                 f"BertConfig.pad_token_id ({self.pad_token_id}) is outside the vocabulary "
                 f"[0, {self.vocab_size})")
+        p = self.classifier_dropout
+        if p is not None and (not isinstance(p, (int, float)) or not 0.0 <= p < 1.0):
+            raise ValueError(f"BertConfig.classifier_dropout must be in [0, 1) or None, got {p!r}")
 
 
 @dataclass
@@ -137,13 +199,18 @@ class DistilBertConfig(JsonConfig):
     qa_dropout: float = 0.1
     seq_classif_dropout: float = 0.2
     pad_token_id: int = 0
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
     model_type: str = "distilbert"
+    num_labels: InitVar[int | None] = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self, num_labels):
+        self._set_labels(num_labels)
         self.validate()
 
     def validate(self) -> None:
+        self._set_labels(None)
         self.as_bert_config()       # the shared layers' checks, under DistilBERT's names
         if not isinstance(self.seq_classif_dropout, (int, float)) or not 0 <= self.seq_classif_dropout < 1:
             raise ValueError(f"DistilBertConfig.seq_classif_dropout must be in [0, 1), got {self.seq_classif_dropout!r}")
@@ -162,3 +229,7 @@ class DistilBertConfig(JsonConfig):
             for bert_name, distil_name in names.items():
                 message = message.replace(bert_name, distil_name)
             raise ValueError(message) from None
+
+
+# The InitVar's default (a class attribute) would hide JsonConfig's num_labels property.
+del BertConfig.num_labels, DistilBertConfig.num_labels

@@ -61,9 +61,9 @@ def main():
     print("fill-mask:")
     probes = {}
     for text in PROBES:
-        (candidates,) = fill_mask(model, text, top_k=3)
-        probes[text] = candidates
-        shown = ", ".join(f"{tok} ({p:.2f})" for tok, p in candidates)
+        candidates = fill_mask(model, text, top_k=3)
+        probes[text] = [(c["token_str"], c["score"]) for c in candidates]
+        shown = ", ".join(f"{c['token_str']} ({c['score']:.2f})" for c in candidates)
         print(f"  {text:<58} -> {shown}")
     if a.json:
         Path(a.json).write_text(json.dumps({

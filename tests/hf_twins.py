@@ -27,18 +27,16 @@ TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 ZERO_TOL = {np.float64: 1e-13, np.float32: 1e-6}      # ~ a few machine epsilons
 
 
-def hf_config_for(config, num_labels=None):
+def hf_config_for(config):
+    """transformers' config from ours (its labels included)."""
     kind = transformers.DistilBertConfig if isinstance(config, DistilBertConfig) else transformers.BertConfig
-    hf_config = kind(**config.to_dict(), attn_implementation="eager")
-    if num_labels is not None:
-        hf_config.num_labels = num_labels
-    return hf_config
+    return kind(**config.to_dict(), attn_implementation="eager")
 
 
-def hf_twin(hf_class, config, dtype, seed=0, num_labels=None):
+def hf_twin(hf_class, config, dtype, seed=0):
     """A transformers model with the same config, random weights all perturbed, in `dtype`."""
     torch.manual_seed(seed)
-    model = hf_class(hf_config_for(config, num_labels)).to(TORCH_DTYPE[dtype])
+    model = hf_class(hf_config_for(config)).to(TORCH_DTYPE[dtype])
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:
@@ -46,10 +44,10 @@ def hf_twin(hf_class, config, dtype, seed=0, num_labels=None):
     return model.eval()
 
 
-def twins(hf_class, ours_class, config, dtype, seed=0, **ours_kwargs):
+def twins(hf_class, ours_class, config, dtype, seed=0):
     """(minibert model, transformers model) with the same weights, both in eval mode."""
-    hf = hf_twin(hf_class, config, dtype, seed, ours_kwargs.get("num_labels"))
-    ours = ours_class(config, dtype=dtype, **ours_kwargs).eval()
+    hf = hf_twin(hf_class, config, dtype, seed)
+    ours = ours_class(config, dtype=dtype).eval()
     ours.load_state_dict({k: v.detach().numpy() for k, v in hf.state_dict().items()})
     return ours, hf
 

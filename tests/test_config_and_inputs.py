@@ -7,7 +7,7 @@ import pytest
 import transformers
 from helpers import tiny_config
 
-from minibert import BertConfig, BertForPreTraining, BertModel
+from minibert import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel, DistilBertConfig
 
 
 def test_config_json_round_trip_keeps_unknown_fields(tmp_path):
@@ -20,6 +20,47 @@ def test_config_json_round_trip_keeps_unknown_fields(tmp_path):
     assert config.hidden_act == "relu" and config.extra["architectures"] == ["BertForMaskedLM"]
     config.to_json_file(tmp_path / "again.json")
     assert json.loads((tmp_path / "again.json").read_text()) == d
+
+
+def test_labels_as_transformers_sets_them(tmp_path):
+    """num_labels, id2label, label2id and classifier_dropout behave as transformers' config fields."""
+    for config, hf in ((BertConfig(num_labels=3), transformers.BertConfig(num_labels=3)),
+                       (BertConfig.from_dict({"num_labels": 3}), transformers.BertConfig.from_dict({"num_labels": 3})),
+                       (BertConfig(), transformers.BertConfig())):
+        assert (config.num_labels, config.id2label, config.label2id) == (hf.num_labels, hf.id2label, hf.label2id)
+    config = BertConfig(id2label={"0": "neg", "1": "neu", "2": "pos"})
+    assert config.num_labels == 3 and config.label2id == {"neg": 0, "neu": 1, "pos": 2}
+    config.num_labels = 4                                   # a new count renames, as transformers' setter
+    assert config.id2label[3] == "LABEL_3" and config.label2id["LABEL_3"] == 3
+    d = DistilBertConfig(num_labels=5)
+    assert d.num_labels == 5 and d.to_dict()["id2label"]["4"] == "LABEL_4"
+    with pytest.raises(ValueError, match="num_labels=2 but id2label names 3 labels"):
+        BertConfig(num_labels=2, id2label={0: "a", 1: "b", 2: "c"})
+    with pytest.raises(ValueError, match="num_labels must be a positive integer, got 0"):
+        BertConfig(num_labels=0)
+    with pytest.raises(ValueError, match="id2label's keys must be 0 ... 1, got \\[0, 5\\]"):
+        BertConfig(id2label={0: "a", 5: "b"})
+    with pytest.raises(ValueError, match="classifier_dropout must be in"):
+        BertConfig(classifier_dropout=1.5)
+    # transformers reads what we write, labels included
+    tiny_config(id2label={0: "neg", 1: "pos"}, classifier_dropout=0.3).to_json_file(tmp_path / "config.json")
+    hf = transformers.BertConfig.from_pretrained(tmp_path)
+    assert hf.id2label == {0: "neg", 1: "pos"} and hf.num_labels == 2 and hf.classifier_dropout == 0.3
+
+
+def test_from_pretrained_overrides_config_fields(tmp_path):
+    BertModel(tiny_config()).save_pretrained(tmp_path / "enc")
+    model = BertForSequenceClassification.from_pretrained(tmp_path / "enc", num_labels=3, hidden_dropout_prob=0.2)
+    assert model.num_labels == 3 and model.params["classifier.weight"].shape[0] == 3
+    assert model.config.hidden_dropout_prob == 0.2
+    model.config.id2label = {0: "neg", 1: "neu", 2: "pos"}
+    model.save_pretrained(tmp_path / "clf")
+    again = BertForSequenceClassification.from_pretrained(tmp_path / "clf")      # num_labels from id2label
+    assert again.num_labels == 3 and again.id2label[2] == "pos" and again.config.label2id["neu"] == 1
+    with pytest.raises(TypeError, match="got 'hidden_dropout': neither a BertConfig field"):
+        BertModel.from_pretrained(tmp_path / "enc", hidden_dropout=0.2)
+    with pytest.raises(ValueError, match="from_pretrained: BertConfig.hidden_dropout_prob must be in"):
+        BertModel.from_pretrained(tmp_path / "enc", hidden_dropout_prob=2.0)
 
 
 def test_config_is_read_by_transformers(tmp_path):

@@ -56,7 +56,7 @@ def test_masked_lm_matches_transformers(dtype, sinusoidal, tier):
 @pytest.mark.parametrize("num_labels", [3, 1], ids=["classes", "regression"])
 def test_sequence_classification_matches_transformers(dtype, num_labels, tier):
     ours, hf = twins(transformers.DistilBertForSequenceClassification, DistilBertForSequenceClassification,
-                     config(), dtype, num_labels=num_labels)
+                     config(num_labels=num_labels), dtype)
     ids, mask, _, _, _ = batch()
     labels = np.array([2, 0]) if num_labels == 3 else np.array([0.5, -1.0])
     out = ours(ids, mask, labels=labels)
@@ -83,8 +83,8 @@ def test_bare_model_matches_transformers(dtype, tier):
 
 def test_train_mode_passes_finite_differences():
     """Dropout everywhere (no dropout after the attention projection, as DistilBERT)."""
-    cfg = config(n_layers=1, dropout=0.2, attention_dropout=0.1, seq_classif_dropout=0.3)
-    model = DistilBertForSequenceClassification(cfg, dtype=np.float64, num_labels=3).train()
+    cfg = config(n_layers=1, dropout=0.2, attention_dropout=0.1, seq_classif_dropout=0.3, num_labels=3)
+    model = DistilBertForSequenceClassification(cfg, dtype=np.float64).train()
     for v in model.params.values():
         v += np.random.default_rng(0).standard_normal(v.shape) * 0.1
     ids, mask, _, _, _ = batch()

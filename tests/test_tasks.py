@@ -18,9 +18,7 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float6
 
 
 def twin(hf_class, ours_class, dtype, num_labels, **config_kw):
-    config = tiny_config(**config_kw)
-    config.extra["num_labels"] = num_labels
-    return twins(hf_class, ours_class, config, dtype, num_labels=num_labels)
+    return twins(hf_class, ours_class, tiny_config(num_labels=num_labels, **config_kw), dtype)
 
 
 @DTYPES
@@ -77,7 +75,7 @@ def test_question_answering_with_positions_outside_the_sequence(dtype, tier):
 
 def test_frozen_encoder_and_top_layers():
     config = tiny_config(num_hidden_layers=3)
-    model = BertForSequenceClassification(config, dtype=np.float64, num_labels=2).train()
+    model = BertForSequenceClassification(config, dtype=np.float64).train()
     ids, mask, types, _, _ = batch()
     model(ids, mask, types, labels=[1, 0])
     everything = model.backward()
@@ -96,14 +94,16 @@ def test_frozen_encoder_and_top_layers():
 
 def test_heads_pass_finite_differences_with_dropout():
     """The heads' own backward (dropout on the classifier input included) in float64."""
-    config = tiny_config(num_hidden_layers=1, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.1)
+    def config(num_labels=2):
+        return tiny_config(num_hidden_layers=1, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.1,
+                           num_labels=num_labels)
     ids, mask, types, _, _ = batch()
     for model, kwargs, names in (
-        (BertForSequenceClassification(config, dtype=np.float64, num_labels=3), dict(labels=[2, 1]),
+        (BertForSequenceClassification(config(3), dtype=np.float64), dict(labels=[2, 1]),
          ["classifier.weight", "bert.pooler.dense.bias"]),
-        (BertForTokenClassification(config, dtype=np.float64, num_labels=4),
+        (BertForTokenClassification(config(4), dtype=np.float64),
          dict(labels=np.where(mask == 1, ids % 4, -100)), ["classifier.weight", "classifier.bias"]),
-        (BertForQuestionAnswering(config, dtype=np.float64), dict(start_positions=[1, 2], end_positions=[3, 9]),
+        (BertForQuestionAnswering(config(), dtype=np.float64), dict(start_positions=[1, 2], end_positions=[3, 9]),
          ["qa_outputs.weight", "bert.encoder.layer.0.output.dense.bias"]),
     ):
         model.train()
@@ -125,7 +125,8 @@ def test_save_and_load_task_checkpoints(tmp_path):
     model, info = BertForTokenClassification.from_pretrained(tmp_path / "encoder", num_labels=5,
                                                             output_loading_info=True)
     assert info["missing_keys"] == ["classifier.weight", "classifier.bias"]   # fresh head, reported
-    model.id2label = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+    assert model.config.id2label == {i: f"LABEL_{i}" for i in range(5)}
+    model.config.id2label = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
     model.save_pretrained(tmp_path / "ner")
     again = BertForTokenClassification.from_pretrained(tmp_path / "ner")
     assert again.num_labels == 5 and again.id2label[1] == "B-PER"
@@ -138,4 +139,4 @@ def test_save_and_load_task_checkpoints(tmp_path):
     qa = BertForQuestionAnswering.from_pretrained(tmp_path / "encoder")
     assert qa.params["qa_outputs.weight"].shape == (2, config.hidden_size)
     with pytest.raises(ValueError, match="num_labels must be a positive integer"):
-        BertForSequenceClassification(config, num_labels=0)
+        BertForSequenceClassification.from_pretrained(tmp_path / "encoder", num_labels=0)

@@ -188,12 +188,22 @@ def test_fill_mask_on_a_trained_model(small_corpus, model_config, tmp_path, caps
     out = tmp_path / "run"
     pretrain(args_for(small_corpus, model_config, out, max_steps=40), progress=False)
     model = BertForPreTraining.from_pretrained(out / "model")
-    (candidates,) = fill_mask(model, "And God said, Let there be [MASK].", top_k=3)
-    assert len(candidates) == 3 and candidates[0][1] >= candidates[1][1] >= candidates[2][1]
-    assert 0.0 < sum(p for _, p in candidates) <= 1.0
+    candidates = fill_mask(model, "And God said, Let there be [MASK].", top_k=3)
+    scores = [c["score"] for c in candidates]
+    assert len(candidates) == 3 and scores[0] >= scores[1] >= scores[2] and 0.0 < sum(scores) <= 1.0
+    sequence = candidates[0]["sequence"]                     # the text with the blank filled, decoded
+    assert sequence.startswith("and god said, let there be") and sequence.endswith(".") and "[" not in sequence
     assert main(["fill-mask", "--model", str(out / "model"), "the [MASK] of God", "--top-k", "2"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("the [MASK] of God\n[MASK]:\n") and len(printed.splitlines()) == 4
+    # several texts, several masks, and the pipeline's JSON
+    assert main(["fill-mask", "--model", str(out / "model"), "the [MASK] of [MASK]", "God [MASK]",
+                 "--top-k", "2", "--json"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert [len(two[0]), len(two[0][0]), len(two[1])] == [2, 2, 2]        # masks, candidates; candidates
+    assert set(two[1][0]) == {"score", "token", "token_str", "sequence"}
+    assert main(["fill-mask", "--model", str(out / "model"), "the [MASK] of [MASK]"]) == 0
+    assert "[MASK] 1:" in capsys.readouterr().out
     assert main(["fill-mask", "--model", str(out / "model"), "no mask here"]) == 2
     assert "the text has no [MASK] token" in capsys.readouterr().err
 

@@ -5,6 +5,8 @@ Shapes: B batch, T sequence, C hidden, H heads, I intermediate, V vocabulary.
     input_ids (B, T) -> embeddings (B, T, C) -> L encoder layers (B, T, C) -> last_hidden_state
                                                      last_hidden_state[:, 0] -> pooler -> (B, C)
     BertForPreTraining adds the MLM head (B, T, V) and the NSP head (B, 2) and their loss.
+    BertForMaskedLM adds the MLM head alone, on an encoder without a pooler (RoBERTa-style
+    MLM-only pretraining, fill-mask; the class most BERT checkpoints are published as).
 
 `bert_forward` / `bert_backward` are the encoder as functions of a parameter dict and a name
 prefix ("" for `BertModel`, "bert." inside every model with a head), so each head model reuses
@@ -13,39 +15,19 @@ them rather than holding a copy of the encoder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .. import ops
 from ..config import BertConfig
 from ..layers.attention import attention_mask_bias
-from ..layers.cross_entropy import IGNORE_INDEX
 from .embeddings import embeddings_backward, embeddings_forward
 from .encoder import encoder_backward, encoder_forward, pooler_backward, pooler_forward
-from .heads import mlm_head_backward, mlm_head_forward, nsp_head_backward, nsp_head_forward
+from .heads import (init_mlm_head, masked_lm_backward, masked_lm_forward, mlm_head_params, nsp_head_backward,
+                    nsp_head_forward)
 from .inputs import check_inputs, check_labels, check_next_sentence_label
 from .module import Module
+from .outputs import BertForPreTrainingOutput, BertModelOutput, MaskedLMOutput
 from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
-
-
-@dataclass
-class BertModelOutput:
-    last_hidden_state: np.ndarray                       # (B, T, C)
-    pooler_output: np.ndarray | None = None             # (B, C)
-    hidden_states: tuple | None = None                  # L + 1 arrays (B, T, C): embeddings, then each layer
-    attentions: tuple | None = None                     # L arrays (B, H, T, T)
-
-
-@dataclass
-class BertForPreTrainingOutput:
-    loss: float | None = None                           # MLM + NSP (whichever labels were given)
-    prediction_logits: np.ndarray | None = None         # (B, T, V); (N, V) with predict_masked_only
-    seq_relationship_logits: np.ndarray | None = None   # (B, 2)
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-    mlm_loss: float | None = None
-    nsp_loss: float | None = None
 
 
 # ---- parameters ---------------------------------------------------------------------------
@@ -158,11 +140,9 @@ class BertForPreTraining(Module):
     def __init__(self, config: BertConfig, seed: int = 0, dtype=np.float32):
         super().__init__(config, seed, dtype)
         init_bert_params(self.params, "bert.", config, self.init_rng, self.dtype)
-        C, std = config.hidden_size, config.initializer_range
-        self.params["cls.predictions.bias"] = np.zeros(config.vocab_size, dtype=self.dtype)
-        init_linear(self.params, "cls.predictions.transform.dense", C, C, std, self.init_rng, self.dtype)
-        init_layer_norm(self.params, "cls.predictions.transform.LayerNorm", C, self.dtype)
-        init_linear(self.params, "cls.seq_relationship", 2, C, std, self.init_rng, self.dtype)
+        init_mlm_head(self.params, config, self.init_rng, self.dtype)
+        init_linear(self.params, "cls.seq_relationship", 2, config.hidden_size, config.initializer_range,
+                    self.init_rng, self.dtype)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
                 next_sentence_label=None, output_hidden_states=False, output_attentions=False,
@@ -181,54 +161,32 @@ class BertForPreTraining(Module):
 
         out, bert_cache = bert_forward(params, "bert.", config, input_ids, attention_mask,
                                        token_type_ids, self.rng, self.training)
-        h = out.last_hidden_state                                                        # (B, T, C)
-        positions = None
-        if predict_masked_only:
-            if labels is None:
-                raise ValueError("predict_masked_only=True needs labels (the masked positions)")
-            positions = np.flatnonzero(labels.reshape(-1) != IGNORE_INDEX)                 # (N,)
-            h = h.reshape(-1, config.hidden_size)[positions]                               # (N, C)
-            labels = labels.reshape(-1)[positions]
-        logits, mlm_cache = mlm_head_forward(h, self._mlm_head_params(), config)         # (B, T, V) or (N, V)
+        logits, mlm_loss, mlm_cache = masked_lm_forward(out.last_hidden_state, labels, mlm_head_params(params),
+                                                        config, predict_masked_only)   # (B, T, V) or (N, V)
         nsp_logits, nsp_cache = nsp_head_forward(out.pooler_output,
                                                  subdict(params, "cls.seq_relationship."))  # (B, 2)
-        loss = mlm_loss = nsp_loss = mlm_loss_cache = nsp_loss_cache = None
-        if labels is not None:
-            mlm_loss, mlm_loss_cache = ops.cross_entropy_forward(
-                logits.reshape(-1, config.vocab_size), labels.reshape(-1))
+        nsp_loss = nsp_loss_cache = loss = None
         if next_sentence_label is not None:
             nsp_loss, nsp_loss_cache = ops.cross_entropy_forward(nsp_logits, next_sentence_label)
         if mlm_loss is not None or nsp_loss is not None:
             loss = (mlm_loss or 0.0) + (nsp_loss or 0.0)
-        self._keep((bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache,
-                    out.last_hidden_state.shape, positions))
+        self._keep((bert_cache, mlm_cache if mlm_loss is not None else None, nsp_cache, nsp_loss_cache,
+                    out.last_hidden_state.shape))
         hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
         return BertForPreTrainingOutput(loss, logits, nsp_logits, hidden, att, mlm_loss, nsp_loss)
 
-    def _mlm_head_params(self):
-        """The MLM head's parameters by its local names, the tied decoder matrix included."""
-        return {**subdict(self.params, "cls.predictions."),
-                "decoder.weight": self.params["bert.embeddings.word_embeddings.weight"]}
-
     def backward(self) -> dict[str, np.ndarray]:
         """Gradient of the last forward's loss for every parameter, keyed by HF name."""
-        bert_cache, mlm_cache, nsp_cache, mlm_loss_cache, nsp_loss_cache, h_shape, positions = self._kept(
+        bert_cache, mlm_cache, nsp_cache, nsp_loss_cache, h_shape = self._kept(
             "a forward call with labels and/or next_sentence_label")
-        if mlm_loss_cache is None and nsp_loss_cache is None:
+        if mlm_cache is None and nsp_loss_cache is None:
             raise RuntimeError("backward() needs a forward call with labels and/or "
                                "next_sentence_label first (there is no loss to differentiate)")
         grads = {}
         dh = np.zeros(h_shape, dtype=self.dtype)                                         # (B, T, C)
         dpooled = None
-        if mlm_loss_cache is not None:
-            dlogits, _ = ops.cross_entropy_backward(1.0, mlm_loss_cache)                  # (B*T or N, V)
-            if positions is None:
-                dlogits = dlogits.reshape(*h_shape[:2], -1)                              # (B, T, V)
-            dh_head, g = mlm_head_backward(dlogits, mlm_cache)
-            if positions is None:
-                dh = dh_head
-            else:
-                dh.reshape(-1, h_shape[-1])[positions] = dh_head                          # scatter back
+        if mlm_cache is not None:
+            dh, g = masked_lm_backward(mlm_cache)
             add_grads(grads, "bert.embeddings.word_embeddings.", {"weight": g.pop("decoder.weight")})
             add_grads(grads, "cls.predictions.", g)
         if nsp_loss_cache is not None:
@@ -236,5 +194,49 @@ class BertForPreTraining(Module):
             dpooled, g = nsp_head_backward(dnsp, nsp_cache)
             add_grads(grads, "cls.seq_relationship.", g)
         _, encoder_grads = bert_backward(dh, dpooled, bert_cache, "bert.")
+        add_grads(grads, "", encoder_grads)
+        return self._zero_fill(grads)
+
+
+class BertForMaskedLM(Module):
+    """BertModel without a pooler + masked-LM head (decoder tied to the word embeddings).
+
+    loss = CE(logits, labels; -100 ignored)
+    """
+
+    tied_weights = BertForPreTraining.tied_weights
+
+    def __init__(self, config: BertConfig, seed: int = 0, dtype=np.float32):
+        super().__init__(config, seed, dtype)
+        init_bert_params(self.params, "bert.", config, self.init_rng, self.dtype, add_pooling_layer=False)
+        init_mlm_head(self.params, config, self.init_rng, self.dtype)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False,
+                predict_masked_only=False) -> MaskedLMOutput:
+        """`predict_masked_only` as in BertForPreTraining: logits (N, V) at the labelled positions."""
+        config = self.config
+        input_ids, attention_mask, token_type_ids = check_inputs(config, input_ids, attention_mask, token_type_ids)
+        if labels is not None:
+            labels = check_labels(labels, input_ids.shape, config.vocab_size, "labels")
+        out, bert_cache = bert_forward(self.params, "bert.", config, input_ids, attention_mask,
+                                       token_type_ids, self.rng, self.training)
+        logits, loss, mlm_cache = masked_lm_forward(out.last_hidden_state, labels, mlm_head_params(self.params),
+                                                    config, predict_masked_only)       # (B, T, V) or (N, V)
+        self._keep((bert_cache, mlm_cache if loss is not None else None))
+        hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
+        return MaskedLMOutput(loss, logits, hidden, att)
+
+    def backward(self) -> dict[str, np.ndarray]:
+        """Gradient of the last forward's loss for every parameter, keyed by HF name."""
+        bert_cache, mlm_cache = self._kept("a forward call with labels")
+        if mlm_cache is None:
+            raise RuntimeError("backward() needs a forward call with labels first "
+                               "(there is no loss to differentiate)")
+        grads = {}
+        dh, g = masked_lm_backward(mlm_cache)                                            # (B, T, C)
+        add_grads(grads, "bert.embeddings.word_embeddings.", {"weight": g.pop("decoder.weight")})
+        add_grads(grads, "cls.predictions.", g)
+        _, encoder_grads = bert_backward(dh, None, bert_cache, "bert.")
         add_grads(grads, "", encoder_grads)
         return self._zero_fill(grads)

@@ -10,13 +10,11 @@ Shapes: B batch, T sequence, C hidden, K labels.
         loss = (CE(start) + CE(end)) / 2; a position outside [0, T) is clipped to T and ignored
 
 Parameter names, layouts and losses are HuggingFace's (`classifier.*`, `qa_outputs.*`), so the
-models load from and save to the same checkpoints.  The number of labels comes from `num_labels`
-or a checkpoint's `id2label`; names of the labels are kept for config.json.
+models load from and save to the same checkpoints.  The labels are the config's, as in transformers:
+`BertConfig(num_labels=3)`, `from_pretrained(path, num_labels=3)` or a checkpoint's `id2label`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,17 +22,8 @@ from .. import ops
 from .bert import bert_backward, bert_forward, init_bert_params
 from .inputs import check_inputs, check_labels
 from .module import Module
+from .outputs import TaskOutput
 from .params import add_grads, init_linear
-
-
-@dataclass
-class TaskOutput:
-    loss: float | None = None
-    logits: np.ndarray | None = None            # (B, K) or (B, T, K)
-    start_logits: np.ndarray | None = None      # QA: (B, T)
-    end_logits: np.ndarray | None = None        # QA: (B, T)
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
 
 
 def sequence_loss_forward(logits, labels):
@@ -80,29 +69,25 @@ class BertTaskModel(Module):
     head_name = "classifier"
     add_pooling_layer = True
 
-    def __init__(self, config, seed=0, dtype=np.float32, num_labels=None, id2label=None):
+    def __init__(self, config, seed=0, dtype=np.float32):
         super().__init__(config, seed, dtype)
-        id2label = id2label or config.extra.get("id2label")
-        if num_labels is None:
-            num_labels = len(id2label) if id2label else 2
-        if not isinstance(num_labels, int) or num_labels < 1:
-            raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
-        if id2label is None or len(id2label) != num_labels:
-            id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
-        self.num_labels = num_labels
-        self.id2label = {int(k): str(v) for k, v in id2label.items()}
+        config.validate()                        # labels set since construction get their names
         # Layers from the top that train; None: all (see `freeze`).
         self.trainable_layers = None
         init_bert_params(self.params, "bert.", config, self.init_rng, self.dtype, self.add_pooling_layer)
         init_linear(self.params, self.head_name, self.head_outputs(), config.hidden_size,
                     config.initializer_range, self.init_rng, self.dtype)
 
+    @property
+    def num_labels(self) -> int:
+        return self.config.num_labels
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return self.config.id2label
+
     def head_outputs(self):
         return self.num_labels
-
-    def extra_config(self):
-        return {"id2label": {str(i): n for i, n in self.id2label.items()},
-                "label2id": {n: i for i, n in self.id2label.items()}}
 
     # ---- freezing ---------------------------------------------------------------------------
 
@@ -141,7 +126,7 @@ class BertTaskModel(Module):
         return input_ids, out, cache
 
     def _dropout(self, h):
-        p = self.config.extra.get("classifier_dropout")          # the dropout probability
+        p = self.config.classifier_dropout                        # the dropout probability
         p = self.config.hidden_dropout_prob if p is None else p
         return ops.dropout_forward(h, p, self.rng, self.training)
 
@@ -217,10 +202,11 @@ class BertForQuestionAnswering(BertTaskModel):
     add_pooling_layer = False
 
     def head_outputs(self):
+        if self.config.num_labels != 2:
+            raise ValueError(f"BertForQuestionAnswering predicts a start and an end: config.num_labels must be 2, "
+                             f"got {self.config.num_labels} (load with from_pretrained(path, num_labels=2))")
         return 2
 
-    def __init__(self, config, seed=0, dtype=np.float32, num_labels=None, id2label=None):
-        super().__init__(config, seed, dtype, num_labels=2, id2label=None)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None,
                 end_positions=None, output_hidden_states=False, output_attentions=False) -> TaskOutput:

@@ -23,13 +23,13 @@ import numpy as np
 from .. import ops
 from ..config import DistilBertConfig
 from ..layers.attention import attention_mask_bias
-from .bert import BertModelOutput
-from .bert_tasks import TaskOutput, require_loss, sequence_loss_backward, sequence_loss_forward, task_output
+from .bert_tasks import require_loss, sequence_loss_backward, sequence_loss_forward, task_output
 from .embeddings import embeddings_backward, embeddings_forward
 from .encoder import encoder_layer_backward, encoder_layer_forward
-from .heads import mlm_head_backward, mlm_head_forward
+from .heads import masked_lm_backward, masked_lm_forward
 from .inputs import check_inputs, check_labels
 from .module import Module
+from .outputs import BertModelOutput, MaskedLMOutput, TaskOutput
 from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
 
 # DistilBERT's layer names -> the names BERT's layer functions read
@@ -175,21 +175,19 @@ class DistilBertForMaskedLM(DistilBertModule):
         return _rename(self.params, self.HEAD_NAMES)
 
     def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
-                output_attentions=False) -> TaskOutput:
+                output_attentions=False) -> MaskedLMOutput:
         input_ids, out, cache = self._encode(input_ids, attention_mask)
-        logits, head_cache = mlm_head_forward(out.last_hidden_state, self._head_params(),
-                                              self.config.as_bert_config())          # (B, T, V)
-        loss = loss_cache = None
         if labels is not None:
             labels = check_labels(labels, input_ids.shape, self.config.vocab_size)
-            loss, loss_cache = ops.cross_entropy_forward(logits.reshape(-1, self.config.vocab_size), labels.reshape(-1))
-        self._keep(dict(loss=loss, loss_cache=loss_cache, head_cache=head_cache, cache=cache, shape=logits.shape))
-        return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
+        logits, loss, head_cache = masked_lm_forward(out.last_hidden_state, labels, self._head_params(),
+                                                     self.config.as_bert_config())     # (B, T, V)
+        self._keep(dict(loss=loss, head_cache=head_cache, cache=cache))
+        return MaskedLMOutput(loss, logits, out.hidden_states if output_hidden_states else None,
+                              out.attentions if output_attentions else None)
 
     def backward(self):
         c = require_loss(self._kept("a forward call with labels"))
-        dlogits, _ = ops.cross_entropy_backward(1.0, c["loss_cache"])
-        dh, g = mlm_head_backward(dlogits.reshape(c["shape"]), c["head_cache"])
+        dh, g = masked_lm_backward(c["head_cache"])                                    # (B, T, C)
         grads = _rename(g, {bert: distil for distil, bert in self.HEAD_NAMES.items()})
         _, encoder_grads = distilbert_backward(dh, c["cache"], "distilbert.")
         add_grads(grads, "", encoder_grads)
@@ -199,20 +197,21 @@ class DistilBertForMaskedLM(DistilBertModule):
 class DistilBertForSequenceClassification(DistilBertModule):
     """h[:, 0] -> pre_classifier -> ReLU -> dropout -> classifier; CE, or MSE for one label."""
 
-    def __init__(self, config: DistilBertConfig, seed=0, dtype=np.float32, num_labels=None):
+    def __init__(self, config: DistilBertConfig, seed=0, dtype=np.float32):
         super().__init__(config, seed, dtype)
-        id2label = config.extra.get("id2label")
-        self.num_labels = num_labels or (len(id2label) if id2label else 2)
-        self.id2label = {int(k): v for k, v in (id2label or {}).items()} if id2label and len(id2label) == self.num_labels \
-            else {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        config.validate()                        # labels set since construction get their names
         init_distilbert_params(self.params, "distilbert.", config, self.init_rng, self.dtype)
         C, std = config.dim, config.initializer_range
         init_linear(self.params, "pre_classifier", C, C, std, self.init_rng, self.dtype)
         init_linear(self.params, "classifier", self.num_labels, C, std, self.init_rng, self.dtype)
 
-    def extra_config(self):
-        return {"id2label": {str(i): n for i, n in self.id2label.items()},
-                "label2id": {n: i for i, n in self.id2label.items()}}
+    @property
+    def num_labels(self) -> int:
+        return self.config.num_labels
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return self.config.id2label
 
     def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
                 output_attentions=False) -> TaskOutput:

@@ -6,12 +6,33 @@ Masked LM (`cls.predictions.*`):
   E is the word-embedding matrix itself (weights tied): the head reads it as `decoder.weight` and
   its gradient comes back under that name, to be added to the word embeddings' own.
 
+The masked-LM loss: cross-entropy of the logits at the labelled positions (label -100: none).
+  With `predict_masked_only` the head runs only at those N positions, (N, C) -> (N, V): the same
+  loss without the (B, T, V) projection at every position, wasted work in pretraining.
+
 Next sentence prediction (`cls.seq_relationship.*`):
     logits = pooled W^T + b                           (B, 2); label 0 = B follows A, 1 = random
 """
 
+import numpy as np
+
 from .. import ops
-from .params import add_grads
+from ..layers.cross_entropy import IGNORE_INDEX
+from .params import add_grads, init_layer_norm, init_linear, subdict
+
+
+def init_mlm_head(params, config, rng, dtype):
+    """`cls.predictions.*` in HF's order; the decoder matrix is the word embeddings (tied)."""
+    C, std = config.hidden_size, config.initializer_range
+    params["cls.predictions.bias"] = np.zeros(config.vocab_size, dtype=dtype)
+    init_linear(params, "cls.predictions.transform.dense", C, C, std, rng, dtype)
+    init_layer_norm(params, "cls.predictions.transform.LayerNorm", C, dtype)
+
+
+def mlm_head_params(params):
+    """The MLM head's parameters by its local names, the tied decoder matrix included."""
+    return {**subdict(params, "cls.predictions."),
+            "decoder.weight": params["bert.embeddings.word_embeddings.weight"]}
 
 
 def mlm_head_forward(h, params, config):
@@ -44,3 +65,34 @@ def nsp_head_forward(pooled, params):
 
 def nsp_head_backward(dlogits, cache):
     return ops.linear_backward(dlogits, cache)
+
+
+def masked_lm_forward(h, labels, params, config, predict_masked_only=False):
+    """h (B, T, C), labels (B, T) or None  ->  logits (B, T, V) or (N, V), loss or None, cache."""
+    positions = None
+    h_shape = h.shape
+    if predict_masked_only:
+        if labels is None:
+            raise ValueError("predict_masked_only=True needs labels (the masked positions)")
+        positions = np.flatnonzero(labels.reshape(-1) != IGNORE_INDEX)                 # (N,)
+        h = h.reshape(-1, config.hidden_size)[positions]                               # (N, C)
+        labels = labels.reshape(-1)[positions]
+    logits, head_cache = mlm_head_forward(h, params, config)                          # (B, T, V) or (N, V)
+    loss = loss_cache = None
+    if labels is not None:
+        loss, loss_cache = ops.cross_entropy_forward(logits.reshape(-1, config.vocab_size), labels.reshape(-1))
+    return logits, loss, (head_cache, loss_cache, positions, h_shape)
+
+
+def masked_lm_backward(cache):
+    """-> dh (B, T, C) (zero at the positions without a label when only those were predicted) and
+    the head's gradients (local names, `decoder.weight` among them)."""
+    head_cache, loss_cache, positions, h_shape = cache
+    dlogits, _ = ops.cross_entropy_backward(1.0, loss_cache)                           # (B*T or N, V)
+    if positions is None:
+        dh, grads = mlm_head_backward(dlogits.reshape(*h_shape[:2], -1), head_cache)   # (B, T, C)
+        return dh, grads
+    dh_kept, grads = mlm_head_backward(dlogits, head_cache)                            # (N, C)
+    dh = np.zeros(h_shape, dtype=dh_kept.dtype)
+    dh.reshape(-1, h_shape[-1])[positions] = dh_kept                                    # scatter back
+    return dh, grads

@@ -129,22 +129,20 @@ class Module:
     # ---- checkpoints ---------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, output_loading_info=False, cache_dir=None,
-                        **model_kwargs):
+    def from_pretrained(cls, path, dtype=np.float32, output_loading_info=False, cache_dir=None, seed=0,
+                        **config_overrides):
         """Load a HuggingFace checkpoint directory (config.json + model.safetensors), or a hub
-        model id already in the local huggingface_hub cache.  Parameters the file lacks (a head
-        on an encoder-only checkpoint) are initialised fresh and reported.  The model comes back
-        in eval mode, with `model.tokenizer` set when the directory has tokenizer files."""
-        model, info = load_pretrained(cls, path, dtype=dtype, cache_dir=cache_dir, **model_kwargs)
+        model id already in the local huggingface_hub cache.  Keyword arguments override
+        config.json's fields, as in transformers (`num_labels=3`, `hidden_dropout_prob=0.2`).
+        Parameters the file lacks (a head on an encoder-only checkpoint) are initialised fresh
+        (from `seed`) and reported.  The model comes back in eval mode, with `model.tokenizer`
+        set when the directory has tokenizer files."""
+        model, info = load_pretrained(cls, path, dtype=dtype, seed=seed, cache_dir=cache_dir, **config_overrides)
         return (model, info) if output_loading_info else model
 
     def save_pretrained(self, path):
         """Write config.json + model.safetensors (+ tokenizer files) that transformers loads."""
         return save_pretrained(self, path)
-
-    def extra_config(self) -> dict:
-        """Fields a head adds to config.json (e.g. num_labels)."""
-        return {}
 
     # ---- what forward keeps for backward ---------------------------------------------------
 

@@ -1,28 +1,97 @@
-"""Fill in the blanks: the MLM head's most likely tokens at each [MASK] of a text.
+"""Fill in the blanks: a masked LM's most likely tokens at each [MASK], as transformers'
+fill-mask pipeline returns them.
 
-    for candidates in fill_mask(model, "In the beginning God created the heaven and the [MASK]."):
-        print(candidates)           # [(token, probability), ...], best first
+    fill_mask(model, "In the beginning God created the heaven and the [MASK].")
+    # -> [{"score": 0.14, "token": 412, "token_str": "earth",
+    #      "sequence": "in the beginning god created the heaven and the earth."}, ...]
+
+One text with one [MASK]: a list of the top-k candidates (dicts, best first).  One text with several
+[MASK]s: a list of such lists, one per [MASK] (each `sequence` fills only its own blank and keeps
+the special tokens, as the pipeline does).  A list of texts: a list of the above, one per text.
+
+    score = softmax(logits at the [MASK])[token]
 """
+
+from __future__ import annotations
 
 import numpy as np
 
+import json
+from pathlib import Path
 
-def fill_mask(model, text: str, top_k: int = 5):
-    """For each [MASK] in `text`, the top-k (token, probability) pairs."""
-    tok = model.tokenizer
-    enc = tok(text)
-    positions = np.flatnonzero(enc.input_ids[0] == tok.mask_token_id)
-    if len(positions) == 0:
-        raise ValueError(f"the text has no [MASK] token: {text!r}")
-    if enc.input_ids.shape[1] > model.config.max_position_embeddings:
-        raise ValueError(f"the text is {enc.input_ids.shape[1]} tokens long; the model takes at most "
-                         f"{model.config.max_position_embeddings}")
-    logits = model.eval()(enc.input_ids, enc.attention_mask, enc.token_type_ids).prediction_logits[0]
-    results = []
+from ..models.bert import BertForMaskedLM, BertForPreTraining
+from ..models.distilbert import DistilBertForMaskedLM
+
+
+def load_masked_lm(path, dtype=np.float32):
+    """The checkpoint in `path` as the masked LM it was saved as: BertForPreTraining when its
+    config.json says so (our pretraining runs), DistilBertForMaskedLM for DistilBERT, else
+    BertForMaskedLM.  Returns (model, loading info); a checkpoint without an MLM head loads with a
+    fresh one, named in `info["missing_keys"]`."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}                               # from_pretrained names what is wrong with the directory
+    config = config if isinstance(config, dict) else {}
+    if config.get("model_type") == "distilbert":
+        cls = DistilBertForMaskedLM
+    elif "BertForPreTraining" in (config.get("architectures") or []):
+        cls = BertForPreTraining
+    else:
+        cls = BertForMaskedLM
+    return cls.from_pretrained(path, dtype=dtype, output_loading_info=True)
+
+
+def mlm_logits(model, enc) -> np.ndarray:
+    """(B, T, V) logits of any minibert model with a masked-LM head, dropout off."""
+    model.eval()
+    if isinstance(model, BertForPreTraining):
+        return model(enc.input_ids, enc.attention_mask, enc.token_type_ids).prediction_logits
+    if isinstance(model, BertForMaskedLM):
+        return model(enc.input_ids, enc.attention_mask, enc.token_type_ids).logits
+    if isinstance(model, DistilBertForMaskedLM):
+        return model(enc.input_ids, enc.attention_mask).logits
+    raise TypeError(f"fill-mask needs a model with a masked-LM head (BertForMaskedLM, BertForPreTraining, "
+                    f"DistilBertForMaskedLM), got {type(model).__name__}")
+
+
+def fill_mask(model, inputs, top_k: int = 5, tokenizer=None):
+    """The top-k candidates for every [MASK] of `inputs` (a text or a list of texts): see the
+    module docstring for the shape of the answer."""
+    tok = tokenizer if tokenizer is not None else model.tokenizer
+    if tok is None:
+        raise ValueError("the model has no tokenizer: pass tokenizer=BertTokenizer.from_pretrained(...)")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    enc = tok(texts, padding=True)
+    for text, ids in zip(texts, enc.input_ids):
+        if not (ids == tok.mask_token_id).any():
+            raise ValueError(f"the text has no [MASK] token: {text!r}")
+    limit = model.config.max_position_embeddings
+    if enc.input_ids.shape[1] > limit:
+        raise ValueError(f"a text is {enc.input_ids.shape[1]} tokens long; the model takes at most {limit}")
+    logits = mlm_logits(model, enc)                                                   # (B, T, V)
+    results = [_candidates(tok, ids[mask == 1], z[mask == 1], min(top_k, z.shape[-1]))
+               for ids, mask, z in zip(enc.input_ids, enc.attention_mask, logits)]
+    return results[0] if isinstance(inputs, str) else results
+
+
+def _candidates(tok, ids, logits, top_k):
+    """One text's real tokens (T,) and logits (T, V) -> its candidates, as the pipeline gives them."""
+    positions = np.flatnonzero(ids == tok.mask_token_id)
+    single_mask = len(positions) == 1
+    rows = []
     for pos in positions:
         z = logits[pos].astype(np.float64)
         p = np.exp(z - z.max())
-        p /= p.sum()
-        best = np.argsort(-p)[:top_k]
-        results.append([(tok.convert_ids_to_tokens(int(i)), float(p[i])) for i in best])
-    return results
+        p /= p.sum()                                                                  # (V,)
+        best = np.argsort(-p, kind="stable")[:top_k]
+        row = []
+        for token in best:
+            filled = ids.copy()
+            filled[pos] = token
+            row.append({"score": float(p[token]), "token": int(token), "token_str": tok.decode([token]),
+                        "sequence": tok.decode(filled, skip_special_tokens=single_mask)})
+        rows.append(row)
+    return rows[0] if single_mask else rows

@@ -103,7 +103,7 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool) -> FinetuneResu
     task = TASKS[args.task](args, tokenizer)
     train_features, _ = task.load(args.train_file, fit_labels=True)
     eval_features, eval_extra = task.load(args.eval_file)
-    model = task.model_class.from_pretrained(args.model, seed=args.seed, **task.model_kwargs()).train()
+    model = task.model_class.from_pretrained(args.model, seed=args.seed, **task.config_overrides()).train()
     model.freeze(args.trainable_layers)
     trainable = {k: model.params[k] for k in model.trainable_names()}
     optimizer = AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)

@@ -33,10 +33,9 @@ class Task:
         self.args, self.tokenizer = args, tokenizer
         self.label2id = {}
 
-    def model_kwargs(self) -> dict:
-        """Arguments for `model_class.from_pretrained` beyond the path."""
-        id2label = {i: name for name, i in self.label2id.items()}
-        return dict(num_labels=len(id2label), id2label=id2label)
+    def config_overrides(self) -> dict:
+        """What the task sets in the checkpoint's config (`model_class.from_pretrained(path, **...)`)."""
+        return dict(id2label={i: name for name, i in self.label2id.items()})
 
     def load(self, path, fit_labels=False):
         """-> (features, whatever `score` needs besides them)."""
@@ -144,8 +143,8 @@ class QATask(Task):
 
     model_class = BertForQuestionAnswering
 
-    def model_kwargs(self):
-        return {}
+    def config_overrides(self):
+        return dict(num_labels=2)                                   # start and end
 
     def load(self, path, fit_labels=False):
         examples = read_squad(path)
