@@ -141,9 +141,10 @@ def mlm_dir(tmp_path_factory):
 
 
 def _round(result):
-    """Scores to 5 digits, so float32 and torch's float32 compare."""
+    """Scores to 9 digits (both sides compute in float64; the pipeline runs one text at a time,
+    we pad a batch)."""
     if isinstance(result, dict):
-        return {k: round(v, 5) if isinstance(v, float) else v for k, v in result.items()}
+        return {k: round(v, 9) if isinstance(v, float) else v for k, v in result.items()}
     return [_round(r) for r in result]
 
 
@@ -153,8 +154,9 @@ def _round(result):
     ["and god said let there be [MASK] .", "he maketh me to [MASK] down"],   # several sentences
 ])
 def test_fill_mask_returns_what_the_transformers_pipeline_returns(mlm_dir, inputs):
-    model = BertForMaskedLM.from_pretrained(mlm_dir)
-    pipe = transformers.pipeline("fill-mask", model=str(mlm_dir), tokenizer=str(mlm_dir), device="cpu")
+    model = BertForMaskedLM.from_pretrained(mlm_dir, dtype=np.float64)
+    pipe = transformers.pipeline("fill-mask", model=str(mlm_dir), tokenizer=str(mlm_dir), device="cpu",
+                                 dtype=torch.float64)
     ours = fill_mask(model, inputs, top_k=3)
     ref = pipe(inputs, top_k=3)
     assert _round(ours) == _round(ref)
