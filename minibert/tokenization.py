@@ -55,13 +55,28 @@ def has_tokenizer_files(directory) -> bool:
 
 
 class BatchEncoding(dict):
-    """`input_ids`, `token_type_ids`, `attention_mask` as (B, T) int64 arrays; keys or attributes."""
+    """`input_ids`, `token_type_ids`, `attention_mask` as (B, T) int64 arrays; keys or attributes.
+    `word_ids(i)` gives text i's word index for each position (None for special tokens and padding)."""
+
+    def __init__(self, data, encodings=()):
+        super().__init__(data)
+        self._encodings = list(encodings)
 
     def __getattr__(self, name):
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def word_ids(self, batch_index: int = 0) -> list:
+        """For each position of text `batch_index`, the index of the word it came from (the
+        words of `is_split_into_words=True` input, or the pre-tokenizer's words); None for
+        [CLS], [SEP] and padding."""
+        if not self._encodings:
+            raise ValueError("word_ids() needs the encoding that the tokenizer call returned")
+        width = self["input_ids"].shape[1]
+        ids = list(self._encodings[batch_index].word_ids)
+        return ids + [None] * (width - len(ids))
 
 
 def _bert_pipeline(tokenizer: Tokenizer, lowercase: bool) -> Tokenizer:
@@ -97,8 +112,10 @@ class BertTokenizer:
         for token in SPECIAL_TOKENS:
             if tokenizer.token_to_id(token) is None:
                 raise ValueError(f"the vocabulary has no {token} token")
+        self.pad_token, self.unk_token, self.cls_token, self.sep_token, self.mask_token = SPECIAL_TOKENS
         self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id = (
             tokenizer.token_to_id(t) for t in SPECIAL_TOKENS)
+        self.all_special_tokens = list(SPECIAL_TOKENS)
         self.all_special_ids = sorted({self.pad_token_id, self.unk_token_id, self.cls_token_id,
                                        self.sep_token_id, self.mask_token_id})
 
@@ -211,17 +228,6 @@ class BertTokenizer:
         """Token ids for many texts at once (the `tokenizers` library works in parallel)."""
         return [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
 
-    def encode_words(self, words, max_length=None) -> tuple[list[int], list]:
-        """A sentence already split into words -> ([CLS] pieces [SEP] ids, the word index of each
-        id, None for [CLS]/[SEP]); truncated to max_length ids."""
-        if max_length:
-            self._tokenizer.enable_truncation(max_length)
-        try:
-            e = self._tokenizer.encode(list(words), is_pretokenized=True)
-        finally:
-            self._tokenizer.no_truncation()
-        return e.ids, e.word_ids
-
     def encode_windows(self, question, context, max_length, stride):
         """[CLS] question [SEP] context-window [SEP] for overlapping windows over a long context
         (`stride` tokens shared by neighbours).  Each window: (ids, type ids, character offsets,
@@ -237,17 +243,22 @@ class BertTokenizer:
         return [(e.ids, e.type_ids, e.offsets, e.sequence_ids) for e in [first, *first.overflowing]]
 
     def __call__(self, text, text_pair=None, padding=False, truncation=False, max_length=None,
-                 add_special_tokens=True) -> BatchEncoding:
+                 add_special_tokens=True, is_split_into_words=False, return_tensors=None) -> BatchEncoding:
         """Encode one text or a list (optionally paired with `text_pair`) into (B, T) arrays.
 
         padding:    False (all sequences must then have one length), True / "longest", "max_length"
         truncation: False, True / "longest_first" (trim the longer of a pair first), "only_first",
                     "only_second"; lengths count [CLS] and [SEP].  max_length defaults to
                     model_max_length.
+        is_split_into_words: a text is a list of words (a batch a list of such lists), each word
+                    split into pieces on its own; `word_ids()` maps pieces back to the words.
+        return_tensors: None or "np" (minibert works in NumPy: the arrays are always NumPy's).
         """
-        texts = [text] if isinstance(text, str) else list(text)
+        if return_tensors not in (None, "np"):
+            raise ValueError(f"return_tensors={return_tensors!r}: minibert works in NumPy; use 'np' (or leave it out)")
+        texts = self._as_batch(text, is_split_into_words, "text")
         if text_pair is not None:
-            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            pairs = self._as_batch(text_pair, is_split_into_words, "text_pair")
             if len(pairs) != len(texts):
                 raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs")
             inputs = list(zip(texts, pairs))
@@ -255,8 +266,6 @@ class BertTokenizer:
             inputs = texts
         if not inputs:
             raise ValueError("nothing to encode: the list of texts is empty")
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError("texts must be strings")
         length = self.model_max_length if max_length is None else int(max_length)
 
         if truncation is True:
@@ -266,7 +275,8 @@ class BertTokenizer:
                 raise ValueError(f"unknown truncation strategy {truncation!r}")
             self._tokenizer.enable_truncation(length, strategy=truncation)
         try:
-            encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens)
+            encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens,
+                                                     is_pretokenized=is_split_into_words)
         except Exception as e:                        # e.g. a pair too short for only_second
             raise ValueError(f"could not encode: {e}") from None
         finally:
@@ -286,11 +296,31 @@ class BertTokenizer:
             raise ValueError(f"unknown padding {padding!r}: use True, 'longest' or 'max_length'")
         batch = pad_batch([{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings],
                           self.pad_token_id, length=width)
-        return BatchEncoding(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                             attention_mask=batch["attention_mask"])
+        return BatchEncoding(dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                                  attention_mask=batch["attention_mask"]), encodings)
+
+    @staticmethod
+    def _as_batch(text, is_split_into_words, name) -> list:
+        """One input or a list of them, as a list; checks the kind (strings, or lists of words)."""
+        if not is_split_into_words:
+            texts = [text] if isinstance(text, str) else list(text)
+            if not all(isinstance(t, str) for t in texts):
+                raise TypeError(f"{name} must be a string or a list of strings (for lists of words pass "
+                                f"is_split_into_words=True)")
+            return texts
+        if isinstance(text, str):
+            raise TypeError(f"with is_split_into_words=True, {name} is a list of words (or a list of such lists)")
+        texts = [text] if all(isinstance(w, str) for w in text) else list(text)
+        if not all(isinstance(t, (list, tuple)) and all(isinstance(w, str) for w in t) for t in texts):
+            raise TypeError(f"with is_split_into_words=True, {name} is a list of words (or a list of such lists)")
+        return [list(t) for t in texts]
 
     def decode(self, ids, skip_special_tokens=True) -> str:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    def batch_decode(self, sequences, skip_special_tokens=True) -> list[str]:
+        """`decode` for each row of a (B, T) array or each list of ids (padding is a special token)."""
+        return [self.decode(ids, skip_special_tokens) for ids in sequences]
 
     # ---- saving -----------------------------------------------------------------------------
 

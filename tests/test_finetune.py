@@ -13,7 +13,8 @@ from minibert.cli import main
 from minibert.data.finetuning import DataError, encode_squad, encode_tags, read_conll, read_squad, read_tsv
 from minibert.tokenization import BertTokenizer
 from minibert.training.finetune import FinetuneArgs, finetune
-from minibert.training.metrics import best_span, entity_f1, entity_spans, exact_match, macro_f1, token_f1
+from minibert.training.metrics import (best_span, entity_f1, entity_spans, exact_match, macro_f1, tagging_scheme,
+                                       token_f1)
 
 WORDS = [f"w{i}" for i in range(40)]
 NUMBERS = [str(n) for n in range(10, 30)]
@@ -113,6 +114,38 @@ def test_squad_reader_windows_and_answer_alignment(tmp_path, model_dir):
     f.write_text("[1, 2]")
     with pytest.raises(DataError, match="not a SQuAD v1.1 JSON file"):
         read_squad(f)
+
+
+@pytest.mark.parametrize("scheme", ["IOB", "IOBES", "BILOU"])
+def test_entity_f1_agrees_with_seqeval(scheme):
+    """seqeval (a test oracle only): conlleval's reading for IOB, strict mode for IOBES and BILOU,
+    on random tag sequences, well-formed and not."""
+    import seqeval.metrics
+    import seqeval.scheme
+    prefixes = {"IOB": "BI", "IOBES": "BIES", "BILOU": "BILU"}[scheme]
+    tags = ["O"] + [f"{p}-{t}" for p in prefixes for t in ("PER", "LOC")]
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        gold = [[str(t) for t in rng.choice(tags, rng.integers(1, 9))] for _ in range(3)]
+        pred = [[t if rng.random() < 0.7 else str(rng.choice(tags)) for t in g] for g in gold]
+        if scheme == "IOB":
+            expected = seqeval.metrics.f1_score(gold, pred)
+        else:
+            expected = seqeval.metrics.f1_score(gold, pred, mode="strict",
+                                                scheme=getattr(seqeval.scheme, scheme))
+        assert entity_f1(pred, gold, scheme) == pytest.approx(expected, abs=1e-12), (gold, pred)
+    assert tagging_scheme(tags) == scheme
+
+
+def test_tagging_schemes():
+    assert entity_spans(["B-PER", "E-PER", "S-LOC"], "IOBES") == {("PER", 0, 2), ("LOC", 2, 3)}
+    assert entity_spans(["B-PER", "L-PER", "U-LOC"], "BILOU") == {("PER", 0, 2), ("LOC", 2, 3)}
+    perfect = [["B-PER", "I-PER", "E-PER", "O", "S-LOC"]]
+    assert entity_f1(perfect, perfect, "IOBES") == 1.0
+    with pytest.raises(ValueError, match="tag 'X-PER' is in no tagging scheme"):
+        tagging_scheme(["O", "X-PER"])
+    with pytest.raises(ValueError, match="mix IOBES and BILOU"):
+        tagging_scheme(["B-A", "E-A", "L-A"])
 
 
 def test_metrics():
@@ -308,6 +341,27 @@ def test_tagging_scores_the_right_words_when_one_has_no_pieces(model_dir):
     perfect = [np.array([max(label, 0) for label in f["labels"]]) for f in features]
     scores = task.score(features, perfect, tags)
     assert scores == {"entity_f1": 1.0, "token_accuracy": 1.0}
+
+
+@pytest.mark.parametrize("scheme,tags", [("IOBES", ["B-PER", "E-PER", "O", "S-LOC"]),
+                                         ("BILOU", ["B-PER", "L-PER", "O", "U-LOC"])])
+def test_tagging_reads_the_scheme_of_its_training_file(model_dir, tmp_path, scheme, tags):
+    """A perfect IOBES or BILOU prediction scores 1.0 (B-PER E-PER is one two-word entity)."""
+    from minibert.training.tasks import TagTask
+    tok = BertTokenizer.from_pretrained(model_dir)
+    path = tmp_path / "train.conll"
+    path.write_text("".join(f"w{i} {t}\n" for i, t in enumerate(tags)) + "\n")
+    task = TagTask(FinetuneArgs(str(model_dir), "tag", "", "", max_length=32), tok)
+    features, gold = task.load(path, fit_labels=True)
+    assert task.scheme == scheme
+    perfect = [np.array([max(label, 0) for label in f["labels"]]) for f in features]
+    assert task.score(features, perfect, gold)["entity_f1"] == 1.0
+    only_the_first_word = [np.where(np.arange(len(f["labels"])) <= 1, perfect[0], task.label2id["O"])
+                           for f in features]                # B-PER alone: no entity in this scheme
+    assert task.score(features, only_the_first_word, gold)["entity_f1"] == 0.0
+    path.write_text("w1 B-PER\nw2 X-PER\n\n")
+    with pytest.raises(DataError, match="train.conll: tag 'X-PER' is in no tagging scheme"):
+        task.load(path, fit_labels=True)
 
 
 def test_a_run_owns_its_directory(model_dir, tmp_path, capsys):

@@ -56,6 +56,34 @@ def test_fixed_padding_in_tokenizer_json_is_not_applied(toks):
     assert ours(["word " * 300]).input_ids.shape == (1, 302)
 
 
+def test_transformers_conventions(toks):
+    """return_tensors, batch_decode, the special tokens by name, and words with their word_ids()."""
+    ours, ref = toks
+    assert_same(ours(TEXTS[:3], padding=True, return_tensors="np"), ref(TEXTS[:3], padding=True, return_tensors="np"))
+    with pytest.raises(ValueError, match="minibert works in NumPy"):
+        ours("x", return_tensors="pt")
+    batch = ours(TEXTS, PAIRS, padding=True)
+    assert ours.batch_decode(batch.input_ids) == ref.batch_decode(batch.input_ids, skip_special_tokens=True)
+    assert ours.batch_decode(batch.input_ids[:2], skip_special_tokens=False) == \
+        ref.batch_decode(batch.input_ids[:2], skip_special_tokens=False)
+    for name in ("pad", "unk", "cls", "sep", "mask"):
+        assert getattr(ours, f"{name}_token") == getattr(ref, f"{name}_token")
+        assert getattr(ours, f"{name}_token_id") == getattr(ref, f"{name}_token_id")
+    assert sorted(ours.all_special_tokens) == sorted(ref.all_special_tokens)
+    words = [["Jean-Luc", "Picard", "commands", "the", "Enterprise"], ["Seoul", "is", "big"], ["\u0301"]]
+    for kwargs in (dict(padding=True), dict(padding=True, truncation=True, max_length=6)):
+        mine, theirs = ours(words, is_split_into_words=True, **kwargs), ref(words, is_split_into_words=True,
+                                                                             return_tensors="np", **kwargs)
+        assert_same(mine, theirs)
+        for i in range(len(words)):
+            assert mine.word_ids(i) == theirs.word_ids(i)
+    assert ours(words[0], is_split_into_words=True).word_ids() == ref(words[0], is_split_into_words=True).word_ids()
+    with pytest.raises(TypeError, match="is_split_into_words=True"):
+        ours([["a", "b"]])
+    with pytest.raises(TypeError, match="a list of words"):
+        ours("a b", is_split_into_words=True)
+
+
 def test_tokens_decode_and_ids(toks):
     ours, ref = toks
     assert ours.tokenize("I love Korea, playing") == ref.tokenize("I love Korea, playing")

@@ -163,7 +163,8 @@ def encode_tags(tokenizer, sentences, tags, label2id, max_length):
     lone combining accent) or is cut off by `max_length` is not scored."""
     features = []
     for words, word_tags in zip(sentences, tags):
-        ids, word_ids = tokenizer.encode_words(words, max_length)
+        enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
+        ids, word_ids = enc.input_ids[0].tolist(), enc.word_ids(0)
         labels, scored_words, previous = [], [], None
         for w in word_ids:
             if w is None or w == previous:

@@ -19,7 +19,7 @@ from ..data.finetuning import (DataError, encode_squad, encode_tags, label_vocab
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert_tasks import (BertForQuestionAnswering, BertForSequenceClassification,
                                  BertForTokenClassification)
-from .metrics import accuracy, best_span, entity_f1, exact_match, macro_f1, token_f1
+from .metrics import accuracy, best_span, entity_f1, exact_match, macro_f1, tagging_scheme, token_f1
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -110,14 +110,20 @@ class PairTask(ClassifyTask):
 
 
 class TagTask(Task):
-    """One tag per word, on the word's first WordPiece (the rest are IGNORE_INDEX)."""
+    """One tag per word, on the word's first WordPiece (the rest are IGNORE_INDEX); entities
+    scored in the scheme of the training tags (IOB, IOBES or BILOU)."""
 
     model_class = BertForTokenClassification
+    scheme = "IOB"
 
     def load(self, path, fit_labels=False):
         sentences, tags = read_conll(path)
         if fit_labels:
             self.label2id = label_vocabulary([t for ts in tags for t in ts])
+            try:
+                self.scheme = tagging_scheme(self.label2id)              # IOB, IOBES or BILOU
+            except ValueError as e:
+                raise DataError(f"{path}: {e}") from None
         return encode_tags(self.tokenizer, sentences, tags, self.label2id, self.args.max_length), tags
 
     def batch(self, features):
@@ -135,7 +141,7 @@ class TagTask(Task):
             gold.append([tags[w] for w in f["scored_words"]])          # the same words, in order
         flat_p = [t for s in predicted for t in s]
         flat_g = [t for s in gold for t in s]
-        return {"entity_f1": entity_f1(predicted, gold), "token_accuracy": accuracy(flat_p, flat_g)}
+        return {"entity_f1": entity_f1(predicted, gold, self.scheme), "token_accuracy": accuracy(flat_p, flat_g)}
 
 
 class QATask(Task):
