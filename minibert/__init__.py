@@ -23,7 +23,7 @@ _PUBLIC = {
     "DistilBertModel": "models.distilbert", "DistilBertForMaskedLM": "models.distilbert",
     "DistilBertForSequenceClassification": "models.distilbert",
     "LoadReport": "models.module", "Module": "models.module",
-    "BertTokenizer": "tokenization",
+    "BertTokenizer": "tokenization", "SentenceEncoder": "tools.sentence_encoder", "fill_mask": "tools.fill_mask",
     "Adam": "training.optim", "AdamW": "training.optim",
     "PretrainArgs": "training.pretrain", "pretrain": "training.pretrain",
     "FinetuneArgs": "training.finetune", "finetune": "training.finetune",

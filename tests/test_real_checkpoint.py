@@ -6,6 +6,8 @@ float32.  Both sides compute the same float32 arithmetic in a different order; t
 layers of a 384-wide model we measure a few 1e-7.
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -128,12 +130,67 @@ def test_cls_and_token_features(models):
     assert l2_normalize(np.array([[3.0, 4.0]])).tolist() == [[0.6, 0.8]]
 
 
+@pytest.fixture(scope="module")
+def st_reference(minilm_dir):
+    import sentence_transformers
+    return sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
+
+
+def cosine_distance(a, b):
+    a, b = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
+    return 1 - (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_encode_equals_sentence_transformers(minilm_dir, st_reference):
+    """The model directory's own recipe (max_seq_length 256, mean pooling, Normalize), short and long
+    texts (LONG is over 256 tokens: cut where sentence-transformers cuts it), within 1e-5 cosine."""
+    from minibert.tools.sentence_encoder import SentenceEncoder
+    encoder = SentenceEncoder.from_pretrained(minilm_dir)
+    assert (encoder.pooling, encoder.normalize, encoder.max_seq_length) == (("mean",), True, 256)
+    texts = SENTENCES + [LONG, LONG[:900], LONG + " And more."]
+    ours = encoder.encode(texts, batch_size=4)
+    ref = st_reference.encode(texts, batch_size=4)
+    assert ours.shape == ref.shape == (len(texts), 384)
+    assert cosine_distance(ours, ref).max() < 1e-5
+    np.testing.assert_allclose(ours, ref, atol=2e-6)
+    one = encoder.encode("I love Korea")                                # a single text: one vector
+    assert one.shape == (384,) and cosine_distance(one, st_reference.encode("I love Korea")).max() < 1e-5
+    # reading the text to 512 tokens instead of the directory's 256 misses by over 10x the tolerance
+    bare = sentence_embeddings(encoder.model, [LONG], normalize=True)
+    assert cosine_distance(bare, ref[len(SENTENCES)]).max() > 1e-4
+
+
+@pytest.mark.parametrize("modes", [("cls",), ("max",), ("mean_sqrt_len_tokens",), ("cls", "max", "mean")])
+def test_encode_follows_the_pooling_config(minilm_dir, tmp_path, modes):
+    """Other pooling modes (new-style "pooling_mode" and old-style flags), without Normalize, and
+    do_lower_case: each against sentence-transformers on the same directory."""
+    import shutil
+
+    import sentence_transformers
+
+    from minibert.tools.sentence_encoder import LEGACY_POOLING_FLAGS, SentenceEncoder
+    path = tmp_path / "st"
+    shutil.copytree(minilm_dir, path)
+    modules = [m for m in json.loads((path / "modules.json").read_text()) if not m["type"].endswith("Normalize")]
+    (path / "modules.json").write_text(json.dumps(modules))
+    flags = {flag: mode in modes for flag, mode in LEGACY_POOLING_FLAGS.items()}
+    pooling = {"word_embedding_dimension": 384, **flags} if len(modes) > 1 else \
+        {"embedding_dimension": 384, "pooling_mode": modes[0]}
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 40, "do_lower_case": True}))
+    texts = ["I love KOREA", "A man is playing a guitar.", LONG]
+    ours = SentenceEncoder.from_pretrained(path).encode(texts, normalize_embeddings=True)
+    ref = sentence_transformers.SentenceTransformer(str(path), device="cpu").encode(texts, normalize_embeddings=True)
+    assert ours.shape == ref.shape == (3, 384 * len(modes))
+    assert cosine_distance(ours, ref).max() < 1e-5
+
+
 def test_feature_errors_are_clear(models):
     ours = models[0]
     with pytest.raises(TypeError, match="list of strings"):
         sentence_embeddings(ours, "one text")
     with pytest.raises(ValueError, match="pooling must be one of"):
-        sentence_embeddings(ours, ["a"], pooling="max")
+        sentence_embeddings(ours, ["a"], pooling="lasttoken")
     with pytest.raises(ValueError, match="layer must be an index"):
         token_embeddings(ours, ["a"], layer=7)
 

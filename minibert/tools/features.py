@@ -1,9 +1,13 @@
 """Feature extraction: BERT as a frozen encoder (Devlin et al. 2019, section 5.3).
 
-Sentence embeddings (B, C):
-    cls   h[:, 0], the [CLS] vector of the last layer
-    mean  sum_t m_t h_t / sum_t m_t, the mean over real tokens (m is the attention mask):
-          what sentence-transformers models such as all-MiniLM-L6-v2 were trained with
+Sentence embeddings (B, C), named as sentence-transformers' pooling modes:
+    cls                   h[:, 0], the [CLS] vector of the last layer
+    mean                  sum_t m_t h_t / sum_t m_t, the mean over real tokens (m is the attention
+                          mask): what sentence-transformers models such as all-MiniLM-L6-v2 were
+                          trained with
+    max                   max_t h_t over real tokens, per feature
+    mean_sqrt_len_tokens  sum_t m_t h_t / sqrt(sum_t m_t)
+  Several modes given as a tuple are concatenated, (B, k C).
 Token embeddings, for each text an array over its real tokens (including [CLS] and [SEP]):
     layer=-1        the last layer (T_i, C); any index into the L + 1 hidden states works
                     (0 is the embedding output)
@@ -33,12 +37,24 @@ def mean_pooling(hidden_state, attention_mask):
     return (hidden_state * m).sum(1) / np.maximum(m.sum(1), 1e-9)
 
 
+def max_pooling(hidden_state, attention_mask):
+    """(B, T, C), (B, T) -> (B, C): each feature's largest value over the real tokens."""
+    return np.where(attention_mask[:, :, None] == 1, hidden_state, -np.inf).max(1)
+
+
+def mean_sqrt_len_pooling(hidden_state, attention_mask):
+    """(B, T, C), (B, T) -> (B, C): the sum of the real tokens' vectors over sqrt(their number)."""
+    m = attention_mask[:, :, None].astype(hidden_state.dtype)           # (B, T, 1)
+    return (hidden_state * m).sum(1) / np.sqrt(np.maximum(m.sum(1), 1e-9))
+
+
 def l2_normalize(x, eps=1e-12):
     """x / ||x|| along the last axis (so a dot product is a cosine similarity)."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
-POOLING = {"cls": cls_pooling, "mean": mean_pooling}
+POOLING = {"cls": cls_pooling, "mean": mean_pooling, "max": max_pooling,
+           "mean_sqrt_len_tokens": mean_sqrt_len_pooling}
 
 
 def _check_model(model, tokenizer):
@@ -74,15 +90,19 @@ def _batches(model, tokenizer, texts, text_pairs, batch_size, max_length, progre
 
 def sentence_embeddings(model, texts, tokenizer=None, pooling="mean", normalize=False, layer=-1,
                         text_pairs=None, batch_size=32, max_length=None, progress=None):
-    """One vector per text (or text pair): (N, C).  `pooling` is "cls" or "mean"; `layer` picks the
-    hidden state to pool (-1 the last); `normalize` scales each vector to unit length."""
+    """One vector per text (or text pair): (N, C), or (N, k C) for a tuple of k pooling modes.
+    `pooling` is a mode of the module docstring or a tuple of them; `layer` picks the hidden state
+    to pool (-1 the last); `normalize` scales each vector to unit length."""
     tokenizer = _check_model(model, tokenizer)
-    if pooling not in POOLING:
-        raise ValueError(f"pooling must be one of {sorted(POOLING)}, got {pooling!r}")
-    result = np.zeros((len(texts), model.config.hidden_size), dtype=model.dtype)
+    modes = (pooling,) if isinstance(pooling, str) else tuple(pooling)
+    unknown = [m for m in modes if m not in POOLING]
+    if unknown or not modes:
+        raise ValueError(f"pooling must be one of {sorted(POOLING)} or a tuple of them, got {pooling!r}")
+    result = np.zeros((len(texts), len(modes) * model.config.hidden_size), dtype=model.dtype)
     for idx, enc, out in _batches(model, tokenizer, texts, text_pairs, batch_size, max_length,
                                   progress, "embedding"):
-        result[idx] = POOLING[pooling](out.hidden_states[layer], enc.attention_mask)
+        h = out.hidden_states[layer]                                           # (B, T, C)
+        result[idx] = np.concatenate([POOLING[m](h, enc.attention_mask) for m in modes], axis=-1)
     return l2_normalize(result) if normalize else result
 
 
