@@ -4,6 +4,7 @@
     minibert pretrain --resume --output runs/pretrain
     minibert fill-mask --model runs/pretrain/model "In the beginning God created the [MASK]."
     minibert finetune --model DIR --task {classify,pair,tag,qa} --train FILE --eval FILE
+    minibert predict --model runs/finetune/best --input FILE [--output predictions.jsonl]
     minibert info base                       # sizes, parameters per part, memory
     minibert attention --model DIR "I love Korea" --output attention.png
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -134,7 +136,6 @@ def add_fill_mask_parser(sub):
 
 
 def run_fill_mask(a) -> int:
-    import json
 
     from .checkpoints import CheckpointError
     from .tools.fill_mask import fill_mask, load_masked_lm
@@ -209,6 +210,54 @@ def run_finetune(a) -> int:
     return 0
 
 
+# ---- predict --------------------------------------------------------------------------------
+
+def add_predict_parser(sub):
+    from .training.tasks import TASKS
+    p = sub.add_parser("predict", help="predict with a fine-tuned model: labels, tags or answers",
+                       description="Run a fine-tuned checkpoint on new inputs and write one JSON line per input. "
+                                   "Inputs as for finetune, labels optional: classify: TSV sentence[<TAB>label]; "
+                                   "pair: TSV a<TAB>b[<TAB>label]; tag: CoNLL (the word in the first column); "
+                                   "qa: SQuAD v1.1 JSON.")
+    p.add_argument("--model", required=True, help="a fine-tuned checkpoint directory (e.g. runs/finetune/best)")
+    p.add_argument("--input", required=True, help="the file to predict")
+    p.add_argument("--output", default=None, help="JSON lines file to write (default: standard output)")
+    p.add_argument("--task", choices=list(TASKS), default=None,
+                   help="the input's format (default: the task the model was fine-tuned on)")
+    p.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    p.add_argument("--max-length", type=int, default=None, help="tokens per input (default: the model's limit)")
+    p.add_argument("--doc-stride", type=int, default=None, help="qa: context tokens windows share (default: max-length // 3)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(a) -> int:
+    from .checkpoints import CheckpointError
+    from .tools.predict import load_task_model, predict_file
+    if not Path(a.model).is_dir():
+        return _error(f"model directory not found: {a.model}")
+    try:
+        model = load_task_model(a.model)
+        if model.tokenizer is None:
+            return _error(f"{a.model} has no tokenizer files (tokenizer.json or vocab.txt)")
+        records, summary = predict_file(model, a.input, task=a.task, batch_size=a.batch_size,
+                                        max_length=a.max_length, doc_stride=a.doc_stride, progress=not a.quiet)
+    except (CheckpointError, FileNotFoundError, ValueError, TypeError) as e:
+        return _error(str(e))
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if a.output:
+        try:
+            Path(a.output).write_text(lines, encoding="utf-8")
+        except OSError as e:
+            return _error(_os_error(e))
+        print(f"wrote {len(records)} predictions to {a.output}{summary}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
+        if summary:
+            print(summary.lstrip("; "), file=sys.stderr)
+    return 0
+
+
 # ---- info / attention ---------------------------------------------------------------------------
 
 def add_info_parser(sub):
@@ -221,8 +270,6 @@ def add_info_parser(sub):
 
 
 def run_info(a) -> int:
-    import json
-
     from .config import BertConfig, DistilBertConfig
     from .models.presets import PRESETS, preset_config
     from .tools.info import describe
@@ -289,6 +336,7 @@ def build_parser():
     add_pretrain_parser(sub)
     add_fill_mask_parser(sub)
     add_finetune_parser(sub)
+    add_predict_parser(sub)
     add_info_parser(sub)
     add_attention_parser(sub)
     return parser

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from helpers import lock_held_by_another_process, one_line_error, tiny_config
 
-from minibert import BertModel
+from minibert import BertForQuestionAnswering, BertForSequenceClassification, BertModel
 from minibert.cli import main
 from minibert.data.finetuning import DataError, encode_squad, encode_tags, read_conll, read_squad, read_tsv
 from minibert.tokenization import BertTokenizer
+from minibert.tools.predict import best_span, predict
 from minibert.training.finetune import FinetuneArgs, finetune
-from minibert.training.metrics import (best_span, entity_f1, entity_spans, exact_match, macro_f1, tagging_scheme,
-                                       token_f1)
+from minibert.training.metrics import entity_f1, entity_spans, exact_match, macro_f1, tagging_scheme, token_f1
 
 WORDS = [f"w{i}" for i in range(40)]
 NUMBERS = [str(n) for n in range(10, 30)]
@@ -168,7 +168,12 @@ def run(model_dir, tmp_path, task, train, dev, **kw):
     return finetune(args, progress=False)
 
 
-def test_classify_learns_is_there_a_number(model_dir, tmp_path):
+def best_epoch(result):
+    """The evaluation record of the epoch whose model is in best/ (the first to reach the best score)."""
+    return next(r for r in result.history if r[result.metric_name] == result.best_metric)
+
+
+def test_classify_learns_is_there_a_number(model_dir, tmp_path, capsys):
     rng = random.Random(1)
     rows = [(" ".join(sentence(rng, n)), "number" if n else "words") for n in [0, 1] * 400]
     rng.shuffle(rows)
@@ -177,7 +182,21 @@ def test_classify_learns_is_there_a_number(model_dir, tmp_path):
     assert result.history[-1]["accuracy"] >= 0.97, result.history
     assert (result.best_dir / "model.safetensors").is_file() and (result.output_dir / "curve.png").is_file()
     config = json.loads((result.best_dir / "config.json").read_text())
-    assert config["id2label"] == {"0": "number", "1": "words"}
+    assert config["id2label"] == {"0": "number", "1": "words"} and config["finetuning_task"] == "classify"
+    # predict: the dev file (labels included, so accuracy is reported) and the same without labels
+    out = tmp_path / "predictions.jsonl"
+    assert main(["predict", "--model", str(result.best_dir), "--input", str(dev), "--output", str(out), "--quiet"]) == 0
+    assert "wrote 160 predictions" in capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in records] == [r[0] for r in rows[640:]]
+    hits = np.mean([r["label"] == gold for r, (_, gold) in zip(records, rows[640:])])
+    assert hits == pytest.approx(best_epoch(result)["accuracy"]) and hits >= 0.97
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-9 and r["score"] == r["probabilities"][r["label"]]
+               for r in records)
+    unlabelled = write_tsv(tmp_path / "texts.tsv", [(r[0],) for r in rows[640:650]])
+    assert main(["predict", "--model", str(result.best_dir), "--input", str(unlabelled), "--quiet"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["label"] for p in printed] == [r["label"] for r in records[:10]]
 
 
 def test_pair_learns_which_segment_holds_the_number(model_dir, tmp_path):
@@ -191,6 +210,10 @@ def test_pair_learns_which_segment_holds_the_number(model_dir, tmp_path):
     train, dev = write_tsv(tmp_path / "train.tsv", rows[:640]), write_tsv(tmp_path / "dev.tsv", rows[640:])
     result = run(model_dir, tmp_path, "pair", train, dev, epochs=8)       # 320 steps
     assert result.history[-1]["accuracy"] >= 0.95, result.history
+    model = BertForSequenceClassification.from_pretrained(result.best_dir)
+    predicted = predict(model, [(a, b) for a, b, _ in rows[640:]], batch_size=7)
+    hits = np.mean([p["label"] == gold for p, (_, _, gold) in zip(predicted, rows[640:])])
+    assert hits == pytest.approx(best_epoch(result)["accuracy"])
 
 
 def test_tag_learns_numbers(model_dir, tmp_path):
@@ -204,6 +227,17 @@ def test_tag_learns_numbers(model_dir, tmp_path):
     (tmp_path / "dev.conll").write_text("\n".join(lines[len(lines) * 5 // 6:]) + "\n")
     result = run(model_dir, tmp_path, "tag", tmp_path / "train.conll", tmp_path / "dev.conll", epochs=6)
     assert result.history[-1]["entity_f1"] >= 0.97, result.history
+    # predict: a tag per word (not per WordPiece), from the dev file's first column
+    words_only = tmp_path / "words.conll"
+    words_only.write_text("\n".join(line.split(" ")[0] for line in lines[len(lines) * 5 // 6:]) + "\n")
+    out = tmp_path / "tags.jsonl"
+    assert main(["predict", "--model", str(result.best_dir), "--input", str(words_only), "--output", str(out),
+                 "--quiet"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    _, gold = read_conll(tmp_path / "dev.conll")
+    assert [len(r["tags"]) for r in records] == [len(g) for g in gold]
+    token_accuracy = np.mean([t == g for r, gs in zip(records, gold) for t, g in zip(r["tags"], gs)])
+    assert token_accuracy == pytest.approx(best_epoch(result)["token_accuracy"])
 
 
 def test_qa_learns_the_word_after_answer(model_dir, tmp_path):
@@ -219,6 +253,14 @@ def test_qa_learns_the_word_after_answer(model_dir, tmp_path):
     dev = squad_file(tmp_path / "dev.json", items[600:])
     result = run(model_dir, tmp_path, "qa", train, dev, epochs=8, max_length=48, doc_stride=16)
     assert result.history[-1]["exact_match"] >= 0.95, result.history
+    # predict: the answer text, its character span and a probability, over windows of 48 tokens
+    model = BertForQuestionAnswering.from_pretrained(result.best_dir)
+    asked = [{"question": q, "context": c} for c, q, _ in items[600:]]
+    answers = predict(model, asked, max_length=48, doc_stride=16)
+    assert all(a["answer"] == x["context"][a["start"]:a["end"]] and 0 < a["score"] <= 1
+               for a, x in zip(answers, asked))
+    exact = np.mean([a["answer"] == target for a, (_, _, target) in zip(answers, items[600:])])
+    assert exact == pytest.approx(best_epoch(result)["exact_match"])
 
 
 def test_frozen_encoder_trains_only_the_head(model_dir, tmp_path):
@@ -239,6 +281,22 @@ def test_cli_finetune_errors(model_dir, tmp_path, capsys):
     code = main(["finetune", "--model", str(model_dir), "--task", "classify", "--train", str(bad),
                  "--eval", str(bad), "--output", str(tmp_path / "out"), "--quiet"])
     assert code == 2 and "bad.tsv:2: expected 2" in capsys.readouterr().err
+
+
+def test_cli_predict_errors(model_dir, tmp_path, capsys):
+    texts = write_tsv(tmp_path / "texts.tsv", [("a sentence",)])
+    code = main(["predict", "--model", str(model_dir), "--input", str(texts)])
+    assert code == 2
+    one_line_error(capsys, "holds BertModel, not a fine-tuned model: predict needs one of")
+    from minibert import BertForTokenClassification
+    tagger = BertForTokenClassification.from_pretrained(model_dir)
+    tagger.save_pretrained(tmp_path / "tagger")
+    assert main(["predict", "--model", str(tmp_path / "tagger"), "--input", str(texts), "--task", "classify"]) == 2
+    one_line_error(capsys, "a BertForTokenClassification does not do the 'classify' task")
+    assert main(["predict", "--model", str(tmp_path / "tagger"), "--input", str(tmp_path / "missing")]) == 2
+    one_line_error(capsys, "data file not found")
+    with pytest.raises(TypeError, match="inputs must be a list"):
+        predict(tagger, "one text")
 
 
 def test_cli_trainable_layers_flag():

@@ -43,10 +43,13 @@ def _lines(path):
     return path, text.splitlines()
 
 
-def read_tsv(path, pair=False):
-    """-> (texts, pairs or None, labels as strings).  A first line ending in 'label' is a header."""
+def read_tsv(path, pair=False, labelled=True):
+    """-> (texts, pairs or None, labels as strings).  A first line ending in 'label' is a header.
+    With `labelled=False` (texts to predict) the label column may be left out: labels is then None
+    when no line has one."""
     path, lines = _lines(path)
     n_cols = 3 if pair else 2
+    allowed = (n_cols,) if labelled else (n_cols - 1, n_cols)
     texts, pairs, labels = [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -54,21 +57,25 @@ def read_tsv(path, pair=False):
         cols = line.split("\t")
         if number == 1 and cols[-1].strip().lower() == "label":
             continue
-        if len(cols) != n_cols or not all(c.strip() for c in cols):
-            layout = "sentence_a<TAB>sentence_b<TAB>label" if pair else "sentence<TAB>label"
-            raise DataError(f"{path}:{number}: expected {n_cols} non-empty tab-separated columns "
-                            f"({layout}), got {len(cols)}: {line[:60]!r}")
+        if len(cols) not in allowed or not all(c.strip() for c in cols):
+            layout = "sentence_a<TAB>sentence_b" if pair else "sentence"
+            layout += "<TAB>label" if labelled else "[<TAB>label]"
+            raise DataError(f"{path}:{number}: expected {' or '.join(map(str, allowed))} non-empty tab-separated "
+                            f"columns ({layout}), got {len(cols)}: {line[:60]!r}")
         texts.append(cols[0].strip())
         if pair:
             pairs.append(cols[1].strip())
-        labels.append(cols[-1].strip())
+        labels.append(cols[-1].strip() if len(cols) == n_cols else None)
     if not texts:
         raise DataError(f"{path} has no examples")
+    if not labelled and None in labels:
+        labels = None
     return texts, (pairs if pair else None), labels
 
 
-def read_conll(path):
-    """-> (sentences as word lists, tag lists)."""
+def read_conll(path, labelled=True):
+    """-> (sentences as word lists, tag lists).  With `labelled=False` (words to tag) a line may
+    hold the word alone; tags is then None."""
     path, lines = _lines(path)
     sentences, tags, words, word_tags = [], [], [], []
     for number, line in enumerate(lines + [""], start=1):
@@ -81,13 +88,13 @@ def read_conll(path):
         cols = line.split()
         if cols[0] == "-DOCSTART-":
             continue
-        if len(cols) < 2:
+        if len(cols) < 2 and labelled:
             raise DataError(f"{path}:{number}: expected a token and its tag in columns, got {line[:60]!r}")
         words.append(cols[0])
         word_tags.append(cols[-1])
     if not sentences:
         raise DataError(f"{path} has no sentences")
-    return sentences, tags
+    return sentences, (tags if labelled else None)
 
 
 @dataclass

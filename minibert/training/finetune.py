@@ -104,6 +104,7 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool) -> FinetuneResu
     train_features, _ = task.load(args.train_file, fit_labels=True)
     eval_features, eval_extra = task.load(args.eval_file)
     model = task.model_class.from_pretrained(args.model, seed=args.seed, **task.config_overrides()).train()
+    model.config.extra["finetuning_task"] = args.task              # what `minibert predict` reads
     model.freeze(args.trainable_layers)
     trainable = {k: model.params[k] for k in model.trainable_names()}
     optimizer = AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)

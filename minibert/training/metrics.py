@@ -130,18 +130,3 @@ def token_f1(prediction: str, answers) -> float:
             precision, recall = common / len(p), common / len(g)
             best = max(best, 2 * precision * recall / (precision + recall))
     return best
-
-
-def best_span(start_logits, end_logits, candidates, max_answer_length):
-    """(score, start, end) maximising start + end logits over start <= end <= start + max - 1,
-    both among `candidates` (the context's token positions)."""
-    allowed = np.zeros(len(start_logits), dtype=bool)
-    allowed[candidates] = True
-    s = np.where(allowed, start_logits, -np.inf)
-    e = np.where(allowed, end_logits, -np.inf)
-    scores = s[:, None] + e[None, :]                                 # (T, T): start i, end j
-    T = len(s)
-    i, j = np.indices((T, T))
-    scores[(j < i) | (j - i >= max_answer_length)] = -np.inf
-    flat = int(np.argmax(scores))
-    return float(scores.flat[flat]), flat // T, flat % T

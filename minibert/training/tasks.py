@@ -19,7 +19,8 @@ from ..data.finetuning import (DataError, encode_squad, encode_tags, label_vocab
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert_tasks import (BertForQuestionAnswering, BertForSequenceClassification,
                                  BertForTokenClassification)
-from .metrics import accuracy, best_span, entity_f1, exact_match, macro_f1, tagging_scheme, token_f1
+from ..tools.predict import qa_answers
+from .metrics import accuracy, entity_f1, exact_match, macro_f1, tagging_scheme, token_f1
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -170,13 +171,9 @@ class QATask(Task):
         return list(zip(out.start_logits, out.end_logits))
 
     def score(self, features, predictions, extra):
-        best = {}
-        for f, (s, e) in zip(features, predictions):                 # the best span over every window
-            value, i, j = best_span(s, e, f["context_tokens"], self.args.max_answer_length)
-            ex = f["example_index"]
-            if ex not in best or value > best[ex][0]:
-                best[ex] = (value, extra[ex].context[f["offsets"][i][0]:f["offsets"][j][1]])
-        scored = [(best[i][1], ex.all_answers) for i, ex in enumerate(extra) if ex.all_answers]
+        starts, ends = zip(*predictions)
+        answers = qa_answers(features, starts, ends, extra, self.args.max_answer_length)
+        scored = [(a["answer"], ex.all_answers) for a, ex in zip(answers, extra) if ex.all_answers]
         return {"f1": float(np.mean([token_f1(p, a) for p, a in scored])),
                 "exact_match": float(np.mean([exact_match(p, a) for p, a in scored]))}
 
