@@ -44,7 +44,8 @@ def add_pretrain_parser(sub):
     size.add_argument("--config", help="a config.json for the model instead of a named size")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help=f"WordPiece vocabulary (default: {d.vocab_size})")
     p.add_argument("--tokenizer", default=None,
-                   help="a directory with tokenizer.json or vocab.txt to use instead of training a vocabulary")
+                   help="a directory with tokenizer.json or vocab.txt (or a vocab.txt) to use instead of training "
+                        "a vocabulary (default: the shipped corpus' own data/kjv-vocab.txt, else trained)")
     p.add_argument("--max-seq-length", type=int, default=d.max_seq_length, help=f"tokens per example (default: {d.max_seq_length})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per step (default: {d.batch_size})")
     p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default: {d.max_steps})")

@@ -61,6 +61,28 @@ def losses(run_dir):
     return [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
 
 
+def test_the_default_job_is_reproducible(model_config, tmp_path):
+    """The same command twice on the shipped corpus (with its shipped vocabulary): the same metrics
+    (all but the measured speed), the same weights, the same fill-mask answer."""
+    from safetensors.numpy import load_file
+
+    from minibert.training.pretrain import SHIPPED_VOCAB
+    runs = []
+    for name in ("a", "b"):
+        args = args_for(DEFAULT_CORPUS, model_config, tmp_path / name, vocab_size=PretrainArgs.vocab_size,
+                        max_steps=6, eval_every=3, save_every=3, max_eval_examples=32)
+        pretrain(args, progress=False)
+        runs.append(tmp_path / name)
+    assert (runs[0] / "tokenizer" / "vocab.txt").read_text() == SHIPPED_VOCAB.read_text()
+    records = [[{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+                for line in (run / "metrics.jsonl").read_text().splitlines()] for run in runs]
+    assert records[0] == records[1] and len(records[0]) == 6 + 2
+    weights = [load_file(str(run / "model" / "model.safetensors")) for run in runs]
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    answers = [fill_mask(BertForPreTraining.from_pretrained(run / "model"), "the [MASK] of god") for run in runs]
+    assert answers[0] == answers[1]
+
+
 def test_loss_decreases_and_the_run_directory_is_complete(small_corpus, model_config, tmp_path):
     out = tmp_path / "run"
     # unigram_bias_init off: the MLM head then starts at a uniform guess, a loss we can state

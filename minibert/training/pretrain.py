@@ -48,8 +48,10 @@ from .optim import AdamW, linear_warmup_decay
 
 logger = logging.getLogger("minibert")
 
-# The shipped corpus, found beside the package in a source checkout (`pip install -e .`).
+# The shipped corpus, found beside the package in a source checkout (`pip install -e .`), and its
+# WordPiece vocabulary (scripts/build_vocab.py; data/README.md says why it is shipped).
 DEFAULT_CORPUS = str(Path(__file__).resolve().parents[2] / "data" / "kjv.txt.gz")
+SHIPPED_VOCAB = Path(DEFAULT_CORPUS).with_name("kjv-vocab.txt")
 
 
 @dataclass
@@ -59,7 +61,9 @@ class PretrainArgs:
     model_size: str = "tiny"                   # a preset name (minibert.models.presets) ...
     config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
     vocab_size: int = 8000
-    tokenizer: str | None = None               # a directory with a tokenizer to use instead of training one
+    tokenizer: str | None = None               # a tokenizer directory (or a vocab.txt) instead of training one;
+                                               # None: the shipped vocabulary for the shipped corpus at
+                                               # the default vocab_size, else one trained on the corpus
     dropout: float | None = 0.0                # hidden and attention dropout (None: the config's)
     max_seq_length: int = 64
     batch_size: int = 64
@@ -291,6 +295,17 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         return _pretrain(args, run_dir, resume, printer(progress), progress, on_step)
 
 
+def load_tokenizer(path) -> BertTokenizer:
+    """A tokenizer directory (tokenizer.json or vocab.txt), or a vocab.txt file itself."""
+    return BertTokenizer.from_vocab(path) if Path(path).is_file() else BertTokenizer.from_pretrained(path)
+
+
+def uses_shipped_vocab(args: PretrainArgs) -> bool:
+    """The shipped corpus at the default vocabulary size reads with the shipped vocabulary."""
+    return (Path(args.corpus).resolve() == Path(DEFAULT_CORPUS).resolve() and SHIPPED_VOCAB.is_file()
+            and args.vocab_size == PretrainArgs.vocab_size)
+
+
 def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step) -> RunResult:
 
     # -- data: documents, tokenizer, held-out split, examples
@@ -304,7 +319,10 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     if resume and tokenizer_dir.is_dir():
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
     elif args.tokenizer:
-        tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
+        tokenizer = load_tokenizer(args.tokenizer)
+    elif uses_shipped_vocab(args):
+        log(f"using the shipped WordPiece vocabulary {SHIPPED_VOCAB} (the same on every run)")
+        tokenizer = BertTokenizer.from_vocab(SHIPPED_VOCAB)
     else:
         # The `tokenizers` trainer breaks ties by hash-map order, so two trainings on the same text
         # can differ (huggingface/tokenizers#1794): the run keeps its own and resume reuses it.
