@@ -9,13 +9,16 @@ Corpus: one sentence a line, a blank line between documents.  For each document,
 2. A = the first k sentences of the chunk (k random in [1, len - 1]).
    B = the rest of the chunk ("IsNext", label 0), or with probability 0.5 a span starting at a
    random sentence of a *different* document ("NotNext", label 1); the chunk's unused sentences
-   go back to be packed again.  A chunk of one sentence is split at a random token into A and B
-   (the original forces NotNext there, which tilts the labels to 55% NotNext on our corpus).
+   go back to be packed again.  A chunk of one sentence is NotNext or IsNext at 50/50 too (the
+   original forces NotNext there, tilting the labels to 55% NotNext on our corpus): for IsNext it
+   takes in the next sentence, or at the document's end reaches back over the sentences before it
+   to the target length, so the pair keeps the original's length; only a document of a single
+   sentence is cut at a random token into A and B.
 3. While A + B is too long, drop a token from the longer of the two, from the front or the back
    at random.
 4. [CLS] A [SEP] B [SEP], segment ids 0 for [CLS] A [SEP] and 1 for B [SEP].
-5. Masked LM: 15% of the non-special tokens are selected (at least 1, at most
-   `max_predictions_per_seq`); of those, 80% become [MASK], 10% a random token, 10% stay as they
+5. Masked LM: round(15% of the length) positions are selected (at least 1, at most
+   `max_predictions_per_seq`), never [CLS] or [SEP]; of those, 80% become [MASK], 10% a random token, 10% stay as they
    are.  With whole-word masking, all pieces of a word ("play", "##ing") are selected together.
 
 Everything is drawn from one seeded `random.Random`, so a seed gives the same examples.
@@ -139,7 +142,7 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
 
 def mask_tokens(tokens, vocab: Vocab, rng, masked_lm_prob=0.15, max_predictions_per_seq=20,
                 whole_word_mask=False):
-    """Choose ~15% of the non-special positions; 80% [MASK], 10% random, 10% kept.
+    """Choose ~15% of the positions (never a special token); 80% [MASK], 10% random, 10% kept.
     Returns (masked tokens, labels with -100 where nothing is predicted)."""
     candidates = []                                       # groups of positions masked together
     for i, t in enumerate(tokens):
@@ -150,8 +153,8 @@ def mask_tokens(tokens, vocab: Vocab, rng, masked_lm_prob=0.15, max_predictions_
         else:
             candidates.append([i])
     rng.shuffle(candidates)
-    n_real = sum(len(c) for c in candidates)
-    num_to_predict = min(max_predictions_per_seq, max(1, int(round(n_real * masked_lm_prob))))
+    # 15% of the sequence's length, [CLS] and [SEP]s included, as the reference counts it
+    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(tokens) * masked_lm_prob))))
     output, labels = list(tokens), [IGNORE_INDEX] * len(tokens)
     n_chosen = 0
     for group in candidates:
@@ -187,16 +190,28 @@ def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_leng
         chunk.append(document[i])
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target_length:
-            split = len(chunk) == 1 and len(chunk[0]) >= 2
-            if split:
-                # One sentence: split it at a random token, so A and B are still text and its
-                # real continuation (the original forces NotNext here, tilting the labels).
-                cut = rng.randint(1, len(chunk[0]) - 1)
-                chunk = [chunk[0][:cut], chunk[0][cut:]]
+            random_next = rng.random() < 0.5
+            split = False
+            if len(chunk) == 1 and not random_next:
+                # One sentence and IsNext: A and B must both be real text of this document.
+                if i + 1 < len(document):                  # take in the next sentence
+                    i += 1
+                    chunk.append(document[i])
+                elif i >= 1:                               # the document's last: reach back
+                    back, length = i - 1, len(chunk[0])
+                    while back >= 0 and length < target_length:
+                        chunk.insert(0, document[back])
+                        length += len(document[back])
+                        back -= 1
+                elif len(chunk[0]) >= 2:                   # a one-sentence document: cut it in two
+                    cut = rng.randint(1, len(chunk[0]) - 1)
+                    chunk, split = [chunk[0][:cut], chunk[0][cut:]], True
+                else:
+                    random_next = True
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
             tokens_a = [t for s in chunk[:a_end] for t in s]
             tokens_b, random_index = [], -1
-            if len(chunk) == 1 or rng.random() < 0.5:
+            if random_next:
                 # NotNext: a span of another document.  Draw among the others, never this one.
                 random_index = rng.randrange(len(documents) - 1)
                 if random_index >= doc_index:
@@ -207,8 +222,7 @@ def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_leng
                     tokens_b.extend(sentence)
                     if len(tokens_b) >= target_b_length:
                         break
-                if not split:
-                    i -= len(chunk) - a_end                  # unused sentences go back
+                i -= len(chunk) - a_end                      # unused sentences go back
             else:
                 tokens_b = [t for s in chunk[a_end:] for t in s]
             truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
