@@ -209,3 +209,32 @@ def test_lengths_follow_the_reference_recipe():
     assert abs(predictions.mean() / ref[:, 2].mean() - 1) < 0.02
     assert ref[:, 1].mean() > 0.54                                                 # the reference's tilt ...
     assert abs(np.mean([ex.next_sentence_label for ex in ours]) - 0.5) < 0.015     # ... and our balance
+
+
+def test_full_sentence_packs_for_mlm_alone(corpus):
+    """RoBERTa's FULL-SENTENCES: whole sentences in order, packs as full as the next sentence
+    allows, crossing documents with a [SEP] between them; one segment, no NSP label."""
+    from minibert.data.pretraining import create_full_sentence_examples
+    docs, vocab, _ = corpus
+    docs = docs[:60]
+    examples = create_full_sentence_examples(docs, vocab, random.Random(0), max_seq_length=MAX_LEN)
+    originals = []
+    for ex in examples:
+        assert len(ex.input_ids) <= MAX_LEN and ex.next_sentence_label == -1
+        assert ex.token_type_ids == [0] * len(ex.input_ids)
+        original = [lab if lab != -100 else t for t, lab in zip(ex.input_ids, ex.labels)]
+        assert original[0] == vocab.cls_id and original[-1] == vocab.sep_id
+        originals.append(original[1:-1])
+    # Every token of the corpus is in exactly one pack, and each pack is whole sentences: put
+    # back in order of their first document, the packs are the corpus with [SEP] between documents.
+    originals = [o for _, o in sorted(zip([ex.document_index for ex in examples], originals),
+                                      key=lambda p: (p[0], p[1] != []))]
+    stream = [t for o in originals for t in o]
+    corpus_tokens = sum(min(len(s), MAX_LEN - 2) for d in docs for s in d)     # a longer sentence is cut
+    assert len(stream) - stream.count(vocab.sep_id) == corpus_tokens
+    assert stream.count(vocab.sep_id) <= len(docs) - 1
+    lengths = np.array([len(ex.input_ids) for ex in examples])
+    sentence_mean = np.mean([min(len(s), MAX_LEN - 2) for d in docs for s in d])
+    assert lengths.mean() > 1.3 * (sentence_mean + 2)             # packed, not one sentence each
+    batch = collate(examples[:4])
+    assert "next_sentence_label" not in batch

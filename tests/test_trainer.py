@@ -83,6 +83,57 @@ def test_the_default_job_is_reproducible(model_config, tmp_path):
     assert answers[0] == answers[1]
 
 
+def test_masked_lm_alone(small_corpus, model_config, tmp_path, capsys):
+    """--objective mlm: BertForMaskedLM on full-sentence packs, no NSP anywhere; resumable; its
+    checkpoint is a transformers BertForMaskedLM and fill-mask reads it."""
+    out = tmp_path / "mlm"
+    pretrain(args_for(small_corpus, model_config, out, objective="mlm", max_steps=40, unigram_bias_init=False),
+             progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records and not any(k.startswith("nsp") for r in records for k in r)
+    steps = losses(out)
+    first, last = np.mean([v for _, v in steps[:5]]), np.mean([v for _, v in steps[-5:]])
+    assert abs(first - np.log(400)) < 0.1 and last < first - 0.5, (first, last)    # a uniform guess, then less
+    assert json.loads((out / "model" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    _, report = transformers.BertForMaskedLM.from_pretrained(out / "model", output_loading_info=True)
+    assert not report["missing_keys"] and not report["unexpected_keys"]
+    assert main(["pretrain", "--resume", "--output", str(out), "--steps", "44", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out: MLM accuracy" in printed and "NSP" not in printed
+    assert [s for s, _ in losses(out)] == list(range(1, 45))
+    assert main(["fill-mask", "--model", str(out / "model"), "the [MASK] of God"]) == 0
+
+
+def test_continued_pretraining_from_a_transformers_encoder(minilm_dir, small_corpus, tmp_path, capsys):
+    """--init-from the real all-MiniLM-L6-v2 (a BertModel: no MLM head): its weights and its
+    tokenizer, a fresh head that the log names, then training on our corpus."""
+    from minibert import BertForMaskedLM, BertModel
+    from minibert.training.pretrain import build_model
+    said = []
+    args = PretrainArgs(corpus=str(small_corpus), init_from=str(minilm_dir), objective="mlm")
+    model, new_head = build_model(args, None, said.append)
+    original = BertModel.from_pretrained(minilm_dir)
+    assert isinstance(model, BertForMaskedLM) and new_head
+    assert all(np.array_equal(model.params["bert." + k], v) for k, v in original.params.items()
+               if not k.startswith("pooler."))
+    assert "new, randomly initialised: cls.predictions.bias" in said[0]
+    out = tmp_path / "continued"
+    assert main(["pretrain", "--corpus", str(small_corpus), "--output", str(out), "--init-from", str(minilm_dir),
+                 "--objective", "mlm", "--steps", "2", "--max-seq-length", "32", "--batch-size", "8",
+                 "--quiet"]) == 0
+    assert (out / "tokenizer" / "vocab.txt").read_text() == (minilm_dir / "vocab.txt").read_text()
+    again = BertForMaskedLM.from_pretrained(out / "model")
+    assert again.config.hidden_size == 384 and again.config.vocab_size == 30522
+    # what the options cannot mean together, and a checkpoint without a tokenizer
+    assert main(["pretrain", "--init-from", str(minilm_dir), "--config", str(tmp_path), "--output",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    one_line_error(capsys, "brings its own config and tokenizer: drop config_file")
+    BertModel(tiny_config()).save_pretrained(tmp_path / "no-tokenizer")
+    assert main(["pretrain", "--init-from", str(tmp_path / "no-tokenizer"), "--output", str(tmp_path / "y"),
+                 "--quiet"]) == 2
+    one_line_error(capsys, "has no tokenizer files")
+
+
 def test_loss_decreases_and_the_run_directory_is_complete(small_corpus, model_config, tmp_path):
     out = tmp_path / "run"
     # unigram_bias_init off: the MLM head then starts at a uniform guess, a loss we can state

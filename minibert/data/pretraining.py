@@ -38,6 +38,8 @@ import numpy as np
 from ..layers.cross_entropy import IGNORE_INDEX
 from .batching import pad_batch
 
+OBJECTIVES = ("mlm+nsp", "mlm")      # BERT's two tasks, or masked LM alone (RoBERTa, transformers' run_mlm)
+
 # ---- the corpus ---------------------------------------------------------------------------
 
 def read_documents(path) -> list[list[str]]:
@@ -80,19 +82,21 @@ def tokenize_documents(documents, tokenizer) -> list[list[list[int]]]:
     return out
 
 
-def split_documents(documents, eval_fraction, seed):
-    """Hold out a random `eval_fraction` of whole documents (at least 2, for NSP) for evaluation."""
-    if len(documents) < 2:
+def split_documents(documents, eval_fraction, seed, min_documents=2):
+    """Hold out a random `eval_fraction` of whole documents for evaluation: at least
+    `min_documents` (2 for next-sentence prediction, which needs another document; 1 for MLM alone)
+    and as many left to train on."""
+    if len(documents) < min_documents:
         raise ValueError(f"the corpus has {len(documents)} document: next-sentence prediction needs "
                          f"at least two (separate documents with a blank line)")
     if eval_fraction <= 0:
         return documents, []
     order = list(range(len(documents)))
     random.Random(seed).shuffle(order)
-    n_eval = max(2, int(round(len(documents) * eval_fraction)))
-    if len(documents) - n_eval < 2:
-        raise ValueError(f"the corpus has {len(documents)} documents: too few to hold out {n_eval} "
-                         f"for evaluation and keep two for training")
+    n_eval = max(min_documents, int(round(len(documents) * eval_fraction)))
+    if len(documents) - n_eval < min_documents:
+        raise ValueError(f"the corpus has {len(documents)} document(s): too few to hold out {n_eval} "
+                         f"for evaluation and keep {min_documents} for training")
     held = set(order[:n_eval])
     return ([d for i, d in enumerate(documents) if i not in held],
             [d for i, d in enumerate(documents) if i in held])
@@ -105,7 +109,7 @@ class Example:
     input_ids: list[int]          # [CLS] A [SEP] B [SEP], after masking
     token_type_ids: list[int]
     labels: list[int]             # the original id at predicted positions, IGNORE_INDEX elsewhere
-    next_sentence_label: int      # 0: B follows A, 1: B is random
+    next_sentence_label: int      # 0: B follows A, 1: B is random, -1: no B (MLM-only examples)
     document_index: int           # where A came from
     random_document_index: int    # where a random B came from (-1 for IsNext)
 
@@ -191,7 +195,6 @@ def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_leng
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target_length:
             random_next = rng.random() < 0.5
-            split = False
             if len(chunk) == 1 and not random_next:
                 # One sentence and IsNext: A and B must both be real text of this document.
                 if i + 1 < len(document):                  # take in the next sentence
@@ -205,7 +208,7 @@ def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_leng
                         back -= 1
                 elif len(chunk[0]) >= 2:                   # a one-sentence document: cut it in two
                     cut = rng.randint(1, len(chunk[0]) - 1)
-                    chunk, split = [chunk[0][:cut], chunk[0][cut:]], True
+                    chunk = [chunk[0][:cut], chunk[0][cut:]]
                 else:
                     random_next = True
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
@@ -247,19 +250,65 @@ def create_examples(documents, vocab, rng, **kwargs):
     return examples
 
 
+def create_full_sentence_examples(documents, vocab, rng, max_seq_length=128, masked_lm_prob=0.15,
+                                  max_predictions_per_seq=20, whole_word_mask=False, short_seq_prob=None):
+    """Masked-LM-only examples, RoBERTa's FULL-SENTENCES (Liu et al. 2019, section 4.2): whole
+    sentences packed in order up to `max_seq_length - 2` tokens, [CLS] ... [SEP], one segment; a
+    pack crosses into the next document with a [SEP] between the two.  A sentence longer than a
+    whole pack is cut to fit.  (`short_seq_prob` belongs to the MLM + NSP recipe; unused here.)
+    Shuffled, then masked as `mask_tokens`."""
+    room = max_seq_length - 2
+    packs, tokens, first_doc = [], [], 0
+
+    def close():
+        nonlocal tokens
+        if tokens:
+            packs.append((tokens, first_doc))
+        tokens = []
+
+    for doc_index, document in enumerate(documents):
+        boundary = bool(tokens)                          # the pack holds the previous document's end
+        for sentence in document:
+            sentence = sentence[:room]
+            needed = len(sentence) + (1 if boundary else 0)
+            if len(tokens) + needed > room:
+                close()
+                boundary = False
+            if not tokens:
+                first_doc = doc_index
+            if boundary:
+                tokens.append(vocab.sep_id)
+                boundary = False
+            tokens.extend(sentence)
+    close()
+    rng.shuffle(packs)
+    examples = []
+    for pack, doc_index in packs:
+        ids = [vocab.cls_id] + pack + [vocab.sep_id]
+        masked, labels = mask_tokens(ids, vocab, rng, masked_lm_prob, max_predictions_per_seq, whole_word_mask)
+        examples.append(Example(masked, [0] * len(ids), labels, -1, doc_index, -1))
+    return examples
+
+
 # ---- epochs and batches -------------------------------------------------------------------
 
 class PretrainingData:
     """Examples for each epoch, reproducible from the seed.
 
+    objective="mlm+nsp": BERT's sentence pairs (create_examples); "mlm": full-sentence packs
+                   without a second segment (create_full_sentence_examples).
     dynamic=True:  epoch e draws new segment pairs and masks with a generator seeded by (seed, e).
     dynamic=False: `dupe_factor` copies of the data, each with its own masks, drawn once; every
                    epoch reuses them (reshuffled), as the original BERT release.
     """
 
-    def __init__(self, documents, vocab: Vocab, seed=0, dynamic=True, dupe_factor=1, **example_kwargs):
-        if len(documents) < 2:
+    def __init__(self, documents, vocab: Vocab, seed=0, dynamic=True, dupe_factor=1, objective="mlm+nsp",
+                 **example_kwargs):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if objective == "mlm+nsp" and len(documents) < 2:
             raise ValueError("next-sentence prediction needs at least two documents")
+        self.objective = objective
         self.documents, self.vocab, self.seed = documents, vocab, seed
         self.dynamic, self.dupe_factor, self.example_kwargs = dynamic, dupe_factor, example_kwargs
         self._static = None
@@ -269,7 +318,8 @@ class PretrainingData:
         docs_rng_order = list(range(len(self.documents)))
         rng.shuffle(docs_rng_order)                     # documents shuffled (appendix A.2)
         docs = [self.documents[i] for i in docs_rng_order]
-        examples = create_examples(docs, self.vocab, rng, **self.example_kwargs)
+        create = create_examples if self.objective == "mlm+nsp" else create_full_sentence_examples
+        examples = create(docs, self.vocab, rng, **self.example_kwargs)
         for ex in examples:                              # report indices in the corpus' own order
             ex.document_index = docs_rng_order[ex.document_index]
             if ex.random_document_index >= 0:
@@ -287,8 +337,10 @@ class PretrainingData:
 
 
 def collate(examples, pad_id=0):
-    """Pad a list of examples to the longest: int64 arrays for the model."""
+    """Pad a list of examples to the longest: int64 arrays for the model (`next_sentence_label`
+    only for sentence pairs)."""
     batch = pad_batch([{"input_ids": ex.input_ids, "token_type_ids": ex.token_type_ids, "labels": ex.labels}
                        for ex in examples], pad_id)
-    batch["next_sentence_label"] = np.array([ex.next_sentence_label for ex in examples], dtype=np.int64)
+    if all(ex.next_sentence_label >= 0 for ex in examples):
+        batch["next_sentence_label"] = np.array([ex.next_sentence_label for ex in examples], dtype=np.int64)
     return batch

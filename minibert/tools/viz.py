@@ -46,7 +46,8 @@ def plot_training_curve(metrics_path, png_path, title="minibert pretraining"):
         if not rows:
             continue
         steps = [r["step"] for r in rows]
-        ax_loss.plot(steps, [r["loss"] for r in rows], style, label=f"{name} MLM + NSP loss")
+        what = "MLM + NSP" if "nsp_loss" in rows[0] else "MLM"
+        ax_loss.plot(steps, [r["loss"] for r in rows], style, label=f"{name} {what} loss")
         for key, color in (("mlm_accuracy", "tab:blue"), ("nsp_accuracy", "tab:orange")):
             if key in rows[0]:
                 ax_acc.plot(steps, [r[key] for r in rows], style, color=color,

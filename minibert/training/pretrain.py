@@ -1,6 +1,14 @@
-"""Pretraining: masked LM + next sentence prediction on a corpus, from raw text to a checkpoint.
+"""Pretraining: masked LM + next sentence prediction (or masked LM alone) on a corpus, from raw
+text to a checkpoint, from random weights or continuing a pretrained checkpoint.
 
     run = pretrain(PretrainArgs(corpus="data/kjv.txt.gz", output_dir="runs/pretrain"))
+    run = pretrain(PretrainArgs(corpus="my-domain.txt", objective="mlm", init_from="path/to/bert"))
+
+objective "mlm+nsp" trains BertForPreTraining on BERT's sentence pairs; "mlm" trains
+BertForMaskedLM on full-sentence packs (RoBERTa; transformers' run_mlm.py).  With `init_from`
+(ours or a transformers checkpoint, with its tokenizer) the model starts from those weights and
+reads the corpus with that tokenizer; a checkpoint without an MLM head (a BertModel) gets a fresh
+one, and says so.
 
 The run directory holds
     args.json                   the arguments (what `resume` reads back)
@@ -34,14 +42,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import BertConfig
-from ..data.pretraining import (PretrainingData, Vocab, collate, read_documents, split_documents,
+from ..data.pretraining import (OBJECTIVES, PretrainingData, Vocab, collate, read_documents, split_documents,
                                 tokenize_documents)
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
-from ..models.bert import BertForPreTraining
+from ..models.bert import BertForMaskedLM, BertForPreTraining
 from ..models.presets import preset_config
 from ..models.sizes import check_fits_in_memory
-from ..tokenization import BertTokenizer
+from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_training_curve
 from .loop import TrainingError, draw_curve, printer, progress_bar, train_step
 from .optim import AdamW, linear_warmup_decay
@@ -58,13 +66,16 @@ SHIPPED_VOCAB = Path(DEFAULT_CORPUS).with_name("kjv-vocab.txt")
 class PretrainArgs:
     corpus: str = DEFAULT_CORPUS
     output_dir: str = "runs/pretrain"
+    objective: str = "mlm+nsp"                 # or "mlm": masked LM alone, on full-sentence packs
+    init_from: str | None = None               # continue a pretrained checkpoint (with its tokenizer)
     model_size: str = "tiny"                   # a preset name (minibert.models.presets) ...
     config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
     vocab_size: int = 8000
     tokenizer: str | None = None               # a tokenizer directory (or a vocab.txt) instead of training one;
                                                # None: the shipped vocabulary for the shipped corpus at
                                                # the default vocab_size, else one trained on the corpus
-    dropout: float | None = 0.0                # hidden and attention dropout (None: the config's)
+    dropout: float | None = None               # hidden and attention dropout; None: 0 for a new model
+                                               # (small data, short runs), the checkpoint's own with init_from
     max_seq_length: int = 64
     batch_size: int = 64
     max_steps: int = 4400
@@ -88,6 +99,19 @@ class PretrainArgs:
     unigram_bias_init: bool = True              # start the MLM output bias at log unigram frequencies
 
     def validate(self):
+        if self.objective not in OBJECTIVES:
+            raise TrainingError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.init_from is not None:
+            clashing = [name for name, value in (("config_file", self.config_file), ("tokenizer", self.tokenizer))
+                        if value is not None]
+            clashing += [name for name in ("model_size", "vocab_size")
+                         if getattr(self, name) != getattr(PretrainArgs, name)]
+            if clashing:
+                raise TrainingError(f"init_from {self.init_from} brings its own config and tokenizer: drop "
+                                    f"{', '.join(clashing)}")
+            if not has_tokenizer_files(self.init_from):
+                raise TrainingError(f"init_from {self.init_from} has no tokenizer files (tokenizer.json or vocab.txt): "
+                                    f"continued pretraining reads the corpus with the checkpoint's own vocabulary")
         for name in ("vocab_size", "max_seq_length", "batch_size", "max_steps", "eval_every",
                      "save_every", "log_every", "keep_checkpoints", "max_predictions_per_seq",
                      "dupe_factor", "max_eval_examples"):
@@ -156,7 +180,7 @@ def load_checkpoint(path: Path, model, optimizer) -> dict:
 
     where = path
     try:
-        fresh = BertForPreTraining.from_pretrained(path, dtype=model.dtype)
+        fresh = type(model).from_pretrained(path, dtype=model.dtype)
         model.load_state_dict(fresh.params)
         where = path / "trainer_state.json"
         state = json.loads(where.read_text(encoding="utf-8"))
@@ -189,34 +213,58 @@ def resume_from(checkpoints: list[Path], model, optimizer) -> tuple[Path, dict]:
 
 # ---- metrics --------------------------------------------------------------------------------
 
+def mlm_logits(out):
+    """The masked-LM logits of either pretraining model's output."""
+    return out["prediction_logits"] if "prediction_logits" in out else out["logits"]
+
+
 def batch_metrics(out, batch):
-    """Accuracies of one batch (MLM logits at the masked positions only)."""
+    """Correct and scored counts of one batch: MLM at the masked positions; NSP (0, 0 without it)."""
     masked_labels = batch["labels"][batch["labels"] != IGNORE_INDEX]
-    mlm_correct = int((out.prediction_logits.argmax(-1) == masked_labels).sum())
+    mlm_correct = int((mlm_logits(out).argmax(-1) == masked_labels).sum())
+    if "next_sentence_label" not in batch:
+        return mlm_correct, len(masked_labels), 0, 0
     nsp_correct = int((out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum())
     return mlm_correct, len(masked_labels), nsp_correct, len(batch["next_sentence_label"])
 
 
+def mlm_and_nsp_losses(out):
+    """(MLM loss, NSP loss or 0.0) of either pretraining model's output."""
+    if "mlm_loss" in out:
+        return out.mlm_loss, out.nsp_loss
+    return out.loss, 0.0
+
+
 def evaluate(model, examples, batch_size, baseline_id=None) -> dict:
-    """Loss and accuracy on held-out examples (dropout off)."""
+    """Loss and accuracy on held-out examples (dropout off); NSP's only where the examples have it."""
     model.eval()
     totals = np.zeros(6)        # mlm loss * n, nsp loss * b, mlm correct, n, nsp correct, b
-    baseline_hits = 0
+    baseline_hits, count = 0, 0
     for start in range(0, len(examples), batch_size):
         batch = collate(examples[start:start + batch_size])
         out = model(**batch, predict_masked_only=True)
         mc, n, nc, b = batch_metrics(out, batch)
-        totals += (out.mlm_loss * n, out.nsp_loss * b, mc, n, nc, b)
+        mlm_loss, nsp_loss = mlm_and_nsp_losses(out)
+        totals += (mlm_loss * n, nsp_loss * b, mc, n, nc, b)
+        count += len(batch["input_ids"])
         if baseline_id is not None:
             baseline_hits += int((batch["labels"] == baseline_id).sum())
     model.train()
     mlm_loss, nsp_loss, mc, n, nc, b = totals
     n = max(n, 1)                           # held-out text with nothing to mask scores 0, not 0/0
-    result = {"loss": mlm_loss / n + nsp_loss / b, "mlm_loss": mlm_loss / n, "nsp_loss": nsp_loss / b,
-              "mlm_accuracy": mc / n, "nsp_accuracy": nc / b, "examples": int(b)}
+    result = {"loss": mlm_loss / n, "mlm_loss": mlm_loss / n, "mlm_accuracy": mc / n, "examples": count}
+    if b:
+        result.update(loss=mlm_loss / n + nsp_loss / b, nsp_loss=nsp_loss / b, nsp_accuracy=nc / b)
     if baseline_id is not None:
         result["mlm_baseline_accuracy"] = baseline_hits / n
     return result
+
+
+def describe_eval(ev) -> str:
+    """One line for a held-out evaluation."""
+    nsp = f", NSP accuracy {ev['nsp_accuracy']:.3f}" if "nsp_accuracy" in ev else ""
+    return (f"held-out MLM accuracy {ev['mlm_accuracy']:.3f} (most-frequent-token baseline "
+            f"{ev['mlm_baseline_accuracy']:.3f}){nsp}, loss {ev['loss']:.3f}")
 
 
 # ---- the run --------------------------------------------------------------------------------
@@ -260,6 +308,7 @@ def _read_run_args(run_dir: Path) -> PretrainArgs:
 
 
 def _model_config(args: PretrainArgs, vocab_size: int) -> BertConfig:
+    """A new model's config: the preset or config file, the tokenizer's vocabulary, the dropout."""
     if args.config_file:
         config = BertConfig.from_json_file(args.config_file)
         config.vocab_size = vocab_size
@@ -267,13 +316,29 @@ def _model_config(args: PretrainArgs, vocab_size: int) -> BertConfig:
         config.validate()
     else:
         config = preset_config(args.model_size, vocab_size=vocab_size)
-    if args.dropout is not None:
-        config.hidden_dropout_prob = config.attention_probs_dropout_prob = args.dropout
-        config.validate()
-    if args.max_seq_length > config.max_position_embeddings:
-        raise TrainingError(f"max_seq_length {args.max_seq_length} is longer than the model's "
-                            f"max_position_embeddings ({config.max_position_embeddings})")
+    p = 0.0 if args.dropout is None else args.dropout
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = p
+    config.validate()
     return config
+
+
+def build_model(args: PretrainArgs, tokenizer, log):
+    """The model to train: new, or `init_from`'s weights (a missing MLM head fresh, and said).
+    Returns (model, whether its MLM head is new)."""
+    model_class = BertForPreTraining if args.objective == "mlm+nsp" else BertForMaskedLM
+    if args.init_from is None:
+        config = _model_config(args, tokenizer.vocab_size)
+        check_fits_in_memory(config, np.float32, copies=4, what="training with Adam (weights, gradients, two moments)")
+        return model_class(config, seed=args.seed), True
+    overrides = {}
+    if args.dropout is not None:
+        overrides = dict(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
+    model, info = model_class.from_pretrained(args.init_from, seed=args.seed, output_loading_info=True, **overrides)
+    check_fits_in_memory(model.config, np.float32, copies=3, what="training with Adam (gradients, two moments)")
+    fresh = info["missing_keys"]
+    log(f"continuing from {args.init_from} ({info['weights_file']})" +
+        (f"; new, randomly initialised: {', '.join(fresh)}" if fresh else ""))
+    return model, "cls.predictions.bias" in fresh
 
 
 def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: int | None = None,
@@ -309,15 +374,18 @@ def uses_shipped_vocab(args: PretrainArgs) -> bool:
 def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step) -> RunResult:
 
     # -- data: documents, tokenizer, held-out split, examples
+    nsp = args.objective == "mlm+nsp"
     documents = read_documents(args.corpus)
-    if len(documents) < 2:
+    if nsp and len(documents) < 2:
         raise TrainingError(f"corpus {args.corpus} has a single document: next-sentence prediction "
-                            f"needs at least two (separate documents with a blank line)")
-    train_docs, eval_docs = split_documents(documents, args.eval_fraction, args.seed)
+                            f"needs at least two (separate documents with a blank line; or --objective mlm)")
+    train_docs, eval_docs = split_documents(documents, args.eval_fraction, args.seed, min_documents=2 if nsp else 1)
     checkpoints = checkpoint_dirs(run_dir) if resume else []
     tokenizer_dir = run_dir / "tokenizer"
     if resume and tokenizer_dir.is_dir():
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
+    elif args.init_from:
+        tokenizer = BertTokenizer.from_pretrained(args.init_from)
     elif args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer)
     elif uses_shipped_vocab(args):
@@ -338,12 +406,12 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                           max_predictions_per_seq=args.max_predictions_per_seq,
                           whole_word_mask=args.whole_word_mask)
     train_data = PretrainingData(train_ids, vocab, seed=args.seed, dynamic=args.dynamic_masking,
-                                 dupe_factor=args.dupe_factor, **example_kwargs)
+                                 dupe_factor=args.dupe_factor, objective=args.objective, **example_kwargs)
     eval_examples = []
     if eval_docs:
         eval_examples = PretrainingData(tokenize_documents(eval_docs, tokenizer), vocab,
-                                        seed=args.seed + 1, dynamic=False, **example_kwargs
-                                        ).epoch(0)[:args.max_eval_examples]
+                                        seed=args.seed + 1, dynamic=False, objective=args.objective,
+                                        **example_kwargs).epoch(0)[:args.max_eval_examples]
     # the most-frequent-token baseline: always predict the commonest token of the training text
     counts = Counter(t for d in train_ids for s in d for t in s)
     if not set(counts) - set(vocab.special_ids):
@@ -352,10 +420,13 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     baseline_id = counts.most_common(1)[0][0]
 
     # -- model, optimizer, and where we are
-    config = _model_config(args, tokenizer.vocab_size)
-    check_fits_in_memory(config, np.float32, copies=4, what="training with Adam (weights, gradients, two moments)")
-    model = BertForPreTraining(config, seed=args.seed).train()
-    if args.unigram_bias_init:
+    model, new_head = build_model(args, tokenizer, log)
+    config = model.config
+    if args.max_seq_length > config.max_position_embeddings:
+        raise TrainingError(f"max_seq_length {args.max_seq_length} is longer than the model's "
+                            f"max_position_embeddings ({config.max_position_embeddings})")
+    model.train()
+    if args.unigram_bias_init and new_head:
         # log p(token) of the training text (add-one smoothed): the model starts where a
         # unigram model ends, instead of first learning the frequencies through its hidden state
         freq = np.ones(config.vocab_size)
@@ -377,7 +448,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         metrics.truncate(0)
     log(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, {model.num_parameters():,} parameters; "
-        f"{len(train_docs)} training documents, {len(eval_docs)} held out")
+        f"{len(train_docs)} training documents, {len(eval_docs)} held out; objective {args.objective}")
 
     # -- Ctrl-C: finish the step, save, exit
     interrupted = {"flag": False}
@@ -417,7 +488,8 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                 batch_in_epoch += 1
 
                 mc, n, nc, b = batch_metrics(out, batch)
-                for key, value in (("loss", out.loss), ("mlm", out.mlm_loss), ("nsp", out.nsp_loss),
+                mlm_loss, nsp_loss = mlm_and_nsp_losses(out)
+                for key, value in (("loss", out.loss), ("mlm", mlm_loss), ("nsp", nsp_loss),
                                    ("mc", mc), ("n", n), ("nc", nc), ("b", b),
                                    ("tokens", int(batch["attention_mask"].sum())), ("steps", 1)):
                     window[key] += value
@@ -426,13 +498,15 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                     seconds = time.perf_counter() - t0
                     k = window["steps"]
                     record = {"step": step, "split": "train", "epoch": epoch, "loss": window["loss"] / k,
-                              "mlm_loss": window["mlm"] / k, "nsp_loss": window["nsp"] / k,
-                              "mlm_accuracy": window["mc"] / max(window["n"], 1), "nsp_accuracy": window["nc"] / window["b"],
-                              "lr": lr, "grad_norm": grad_norm, "tokens_per_s": window["tokens"] / seconds}
+                              "mlm_loss": window["mlm"] / k, "mlm_accuracy": window["mc"] / max(window["n"], 1)}
+                    if nsp:
+                        record.update(nsp_loss=window["nsp"] / k, nsp_accuracy=window["nc"] / window["b"])
+                    record.update(lr=lr, grad_norm=grad_norm, tokens_per_s=window["tokens"] / seconds)
                     metrics.append(record)
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", mlm_acc=f"{record['mlm_accuracy']:.3f}",
-                                    nsp_acc=f"{record['nsp_accuracy']:.3f}", lr=f"{lr:.2e}",
-                                    tok_s=f"{record['tokens_per_s']:.0f}")
+                    shown = dict(loss=f"{record['loss']:.3f}", mlm_acc=f"{record['mlm_accuracy']:.3f}")
+                    if nsp:
+                        shown["nsp_acc"] = f"{record['nsp_accuracy']:.3f}"
+                    bar.set_postfix(**shown, lr=f"{lr:.2e}", tok_s=f"{record['tokens_per_s']:.0f}")
                     window.update(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0)
                     t0 = time.perf_counter()
                 bar.update(1)
@@ -440,9 +514,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                     last_eval = {"step": step, "split": "eval",
                                  **evaluate(model, eval_examples, args.batch_size, baseline_id)}
                     metrics.append(last_eval)
-                    log(f"step {step}: held-out MLM accuracy {last_eval['mlm_accuracy']:.3f} "
-                        f"(most-frequent-token baseline {last_eval['mlm_baseline_accuracy']:.3f}), "
-                        f"NSP accuracy {last_eval['nsp_accuracy']:.3f}, loss {last_eval['loss']:.3f}")
+                    log(f"step {step}: {describe_eval(last_eval)}")
                 if step % args.save_every == 0 or step == args.max_steps:
                     checkpoint()
                 if on_step is not None:
