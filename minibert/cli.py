@@ -198,10 +198,10 @@ def add_finetune_parser(sub):
                        description="Fine-tune a BERT checkpoint (ours or HuggingFace's) on a task. Formats: "
                                    "classify: TSV sentence<TAB>label; pair: TSV a<TAB>b<TAB>label; "
                                    "tag: CoNLL columns (token ... tag); qa: SQuAD v1.1 JSON.")
-    p.add_argument("--model", required=True, help="checkpoint directory with a tokenizer")
-    p.add_argument("--task", required=True, choices=list(TASKS))
-    p.add_argument("--train", required=True, help="training file")
-    p.add_argument("--eval", required=True, help="evaluation file (scored every epoch)")
+    p.add_argument("--model", help="checkpoint directory with a tokenizer")
+    p.add_argument("--task", choices=list(TASKS))
+    p.add_argument("--train", help="training file")
+    p.add_argument("--eval", help="evaluation file (scored every epoch, or every --eval-steps)")
     p.add_argument("--output", default=d.output_dir, help=f"output directory (default: {d.output_dir})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"(default: {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
@@ -212,6 +212,13 @@ def add_finetune_parser(sub):
     p.add_argument("--doc-stride", type=int, default=None,
                    help="qa: context tokens that neighbouring windows share (default: max-length // 3)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--eval-steps", type=int, default=None,
+                   help="evaluate (and checkpoint) every N steps instead of after every epoch")
+    p.add_argument("--early-stopping-patience", type=int, default=None,
+                   help="stop after N evaluations without a better score (default: never)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with the interrupted run in --output from its last checkpoint, with the "
+                        "options it was started with")
     p.add_argument("--overwrite-output-dir", action="store_true",
                    help="replace a run already in --output (default: refuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -221,16 +228,34 @@ def add_finetune_parser(sub):
 def run_finetune(a) -> int:
     from .checkpoints import CheckpointError
     from .training.finetune import FinetuneArgs, finetune
-    args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
-                        output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
-                        learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
-                        doc_stride=a.doc_stride, seed=a.seed, overwrite_output_dir=a.overwrite_output_dir)
+    if a.resume:
+        defaults = build_parser().parse_args(["finetune"])
+        ignored = [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
+                   if k not in RESUME_OPTIONS and v != getattr(defaults, k, v)]
+        if ignored:
+            return _error(f"--resume goes on with the run in {a.output} with the options it was started with "
+                          f"(its args.json); it takes only --output and --quiet, not {', '.join(ignored)}")
+        args = None
+    else:
+        missing = [f"--{name}" for name in ("model", "task", "train", "eval") if getattr(a, name) is None]
+        if missing:
+            return _error(f"finetune needs {', '.join(missing)} (or --resume --output DIR)")
+        args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
+                            output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
+                            learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
+                            doc_stride=a.doc_stride, seed=a.seed, eval_steps=a.eval_steps,
+                            early_stopping_patience=a.early_stopping_patience,
+                            overwrite_output_dir=a.overwrite_output_dir)
     try:
-        result = finetune(args, progress=not a.quiet)
+        result = finetune(args, progress=not a.quiet, resume=a.resume, output_dir=a.output)
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError, MemoryError) as e:
         return _error(str(e))
     except OSError as e:                                       # e.g. the disk is full
         return _error(_os_error(e))
+    if result.interrupted:
+        print(f"interrupted at step {result.step}: saved a checkpoint; go on with "
+              f"minibert finetune --resume --output {result.output_dir}", file=sys.stderr)
+        return 130
     print(f"done: best {result.metric_name} {result.best_metric:.4f}; model in {result.best_dir}")
     return 0
 

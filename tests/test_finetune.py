@@ -2,7 +2,9 @@
 small synthetic task from scratch to near-perfect accuracy within a few hundred steps."""
 
 import json
+import os
 import random
+import signal
 
 import numpy as np
 import pytest
@@ -162,9 +164,9 @@ def test_metrics():
 # ---- learning -----------------------------------------------------------------------------------
 
 def run(model_dir, tmp_path, task, train, dev, **kw):
+    settings = dict(learning_rate=3e-3, batch_size=16, warmup_ratio=0.05) | kw
     args = FinetuneArgs(model=str(model_dir), task=task, train_file=str(train), eval_file=str(dev),
-                        output_dir=str(tmp_path / task), learning_rate=3e-3, batch_size=16,
-                        warmup_ratio=0.05, **kw)
+                        output_dir=str(tmp_path / task), **settings)
     return finetune(args, progress=False)
 
 
@@ -261,6 +263,59 @@ def test_qa_learns_the_word_after_answer(model_dir, tmp_path):
                for a, x in zip(answers, asked))
     exact = np.mean([a["answer"] == target for a, (_, _, target) in zip(answers, items[600:])])
     assert exact == pytest.approx(best_epoch(result)["exact_match"])
+
+
+@pytest.fixture(scope="module")
+def dropout_model_dir(model_dir, tmp_path_factory):
+    """The same small encoder with dropout on, so a resumed run must also restore the dropout masks."""
+    path = tmp_path_factory.mktemp("dropout-model")
+    model = BertModel.from_pretrained(model_dir, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    model.save_pretrained(path)
+    return path
+
+
+def test_evaluation_every_n_steps_and_an_exact_resume(dropout_model_dir, tmp_path, capsys):
+    """Ctrl-C at step 7 saves; --resume ends where an uninterrupted run ends: the same metrics
+    (all but the time), the same best model, the same final scores."""
+    rng = random.Random(6)
+    rows = [(" ".join(sentence(rng, n)), "number" if n else "words") for n in [0, 1] * 60]
+    train, dev = write_tsv(tmp_path / "train.tsv", rows[:96]), write_tsv(tmp_path / "dev.tsv", rows[96:])
+
+    def args(out):
+        return FinetuneArgs(model=str(dropout_model_dir), task="classify", train_file=str(train), eval_file=str(dev),
+                            output_dir=str(out), epochs=3, batch_size=16, learning_rate=3e-3, eval_steps=4)
+
+    full = finetune(args(tmp_path / "full"), progress=False)
+    assert [r["step"] for r in full.history] == [4, 8, 12, 16, 18]           # every 4 steps, and the end
+
+    def interrupt(step, model):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cut = finetune(args(tmp_path / "cut"), progress=False, on_step=interrupt)
+    assert cut.interrupted and cut.step == 7
+    assert main(["finetune", "--resume", "--output", str(tmp_path / "cut"), "--epochs", "5"]) == 2
+    one_line_error(capsys, "takes only --output and --quiet, not --epochs")
+    assert main(["finetune", "--resume", "--output", str(tmp_path / "cut"), "--quiet"]) == 0
+    records = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                for line in (out / "metrics.jsonl").read_text().splitlines()] for out in (tmp_path / "full",
+                                                                                        tmp_path / "cut")]
+    assert records[0] == records[1]
+    a = BertForSequenceClassification.from_pretrained(tmp_path / "full" / "best")
+    b = BertForSequenceClassification.from_pretrained(tmp_path / "cut" / "best")
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_early_stopping(model_dir, tmp_path):
+    rng = random.Random(7)
+    rows = [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 40]
+    train = write_tsv(tmp_path / "train.tsv", rows)
+    # learning rate 0: the score never improves on the first evaluation, so patience 2 stops at the third
+    result = run(model_dir, tmp_path, "classify", train, train, epochs=5, eval_steps=2, learning_rate=0.0,
+                 early_stopping_patience=2)
+    assert result.early_stopped and result.step == 6 and len(result.history) == 3
+    with pytest.raises(ValueError, match="early_stopping_patience must be a positive integer"):
+        FinetuneArgs("m", "classify", "t", "e", early_stopping_patience=0).validate()
 
 
 def test_frozen_encoder_trains_only_the_head(model_dir, tmp_path):

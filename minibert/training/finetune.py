@@ -4,14 +4,24 @@
                                    train_file="train.tsv", eval_file="dev.tsv"))
 
 Each epoch: shuffled batches padded to their own longest sequence (dynamic padding), AdamW with
-linear warmup and decay, gradient clipping; then evaluation (accuracy and macro F1 for
-classification, entity F1 for tagging, exact match and F1 for QA).  The best epoch's model is
-kept in `OUTPUT/best/`; metrics go to `metrics.jsonl` and `curve.png`.
+linear warmup and decay, gradient clipping.  Evaluation (accuracy and macro F1 for
+classification, entity F1 for tagging, exact match and F1 for QA) after every epoch, or every
+`eval_steps` steps; the best evaluation's model is kept in `OUTPUT/best/`; with
+`early_stopping_patience` K the run stops after K evaluations without a better score.  Metrics
+go to `metrics.jsonl` and `curve.png`.
+
+Nothing is lost: every evaluation also writes a checkpoint (model, optimizer, trainer state),
+Ctrl-C finishes the step and saves one, and `resume=True` goes on from the newest with the same
+batches, dropout masks and scores as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import BertConfig
-from ..files import MetricsLog, RunLock
+from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_finetune_curve
+from .checkpointing import checkpoint_dirs, resume_from, save_checkpoint
 from .loop import TrainingError, draw_curve, printer, progress_bar, train_step
 from .optim import AdamW, linear_warmup_decay
 from .tasks import TASKS
@@ -46,6 +57,8 @@ class FinetuneArgs:
                                                # None: max_length // 3 (transformers' run_qa: 128 of 384)
     max_answer_length: int = 30
     seed: int = 0
+    eval_steps: int | None = None              # evaluate every N steps; None: after every epoch
+    early_stopping_patience: int | None = None # stop after this many evaluations without a better score
     overwrite_output_dir: bool = False         # replace a run already in output_dir
 
     def window_stride(self) -> int:
@@ -54,6 +67,12 @@ class FinetuneArgs:
     def validate(self):
         """Raise ValueError naming the first impossible setting."""
         for name in ("epochs", "batch_size", "max_answer_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("eval_steps", "early_stopping_patience"):
+            if getattr(self, name) is None:
+                continue
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -74,24 +93,52 @@ class FinetuneResult:
     best_dir: Path
     best_metric: float
     history: list
-    metric_name: str = ""                      # the score that picked the best epoch
+    metric_name: str = ""                      # the score that picked the best evaluation
+    interrupted: bool = False                  # stopped by Ctrl-C (a checkpoint saved: resume)
+    early_stopped: bool = False
+    step: int = 0
 
 
-def finetune(args: FinetuneArgs, progress=True) -> FinetuneResult:
-    if args.task not in TASKS:
+def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, output_dir=None,
+             on_step=None) -> FinetuneResult:
+    """Fine-tune (or, with `resume`, go on with the run in `output_dir` with the arguments it was
+    started with).  `on_step(step, model)` is called after every update (for tests and hooks)."""
+    if resume:
+        out_dir = Path(output_dir or args.output_dir)
+        args = _read_run_args(out_dir)
+    elif args.task not in TASKS:
         raise ValueError(f"task must be one of {tuple(TASKS)}, got {args.task!r}")
     args.validate()
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir):                                  # the run owns its directory
         held = existing_run(out_dir)
-        if held and not args.overwrite_output_dir:
-            raise ValueError(f"{out_dir} already holds a run ({held}): choose another --output, or pass "
-                             f"--overwrite-output-dir to replace it")
-        return _finetune(args, out_dir, progress)
+        if resume:
+            remove_temporaries(out_dir)
+            if not checkpoint_dirs(out_dir):
+                raise ValueError(f"nothing to resume in {out_dir}: it has no checkpoint")
+        elif held and not args.overwrite_output_dir:
+            raise ValueError(f"{out_dir} already holds a run ({held}): choose another --output, pass "
+                             f"--resume to go on with it, or --overwrite-output-dir to replace it")
+        elif held:
+            for old in checkpoint_dirs(out_dir):
+                shutil.rmtree(old)
+        return _finetune(args, out_dir, progress, resume, on_step)
 
 
-def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool) -> FinetuneResult:
+def _read_run_args(out_dir: Path) -> FinetuneArgs:
+    path = out_dir / "args.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        args = FinetuneArgs(**stored)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"nothing to resume in {out_dir}: {path} cannot be read as a fine-tuning run's "
+                         f"arguments ({e})") from None
+    args.output_dir = str(out_dir)
+    return args
+
+
+def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, on_step) -> FinetuneResult:
     if not has_tokenizer_files(args.model):
         raise FileNotFoundError(f"{args.model} has no tokenizer files (tokenizer.json or vocab.txt)")
     tokenizer = BertTokenizer.from_pretrained(args.model)
@@ -105,49 +152,99 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool) -> FinetuneResu
     eval_features, eval_extra = task.load(args.eval_file)
     model = task.model_class.from_pretrained(args.model, seed=args.seed, **task.config_overrides()).train()
     model.config.extra["finetuning_task"] = args.task              # what `minibert predict` reads
+    model.tokenizer = tokenizer
     model.freeze(args.trainable_layers)
     trainable = {k: model.params[k] for k in model.trainable_names()}
     optimizer = AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
+    if not resume:                     # the data and the model are good: the run starts here
+        write_atomic(out_dir / "args.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
 
-    metrics = MetricsLog(out_dir / "metrics.jsonl")
-    metrics.clear()
     steps_per_epoch = math.ceil(len(train_features) / args.batch_size)
     total = steps_per_epoch * args.epochs
     warmup = int(args.warmup_ratio * total)
-    rng = np.random.default_rng(args.seed)
-    step, best_value, history = 0, -1.0, []
-    for epoch in range(1, args.epochs + 1):
-        order = rng.permutation(len(train_features))
-        bar = progress_bar(steps_per_epoch, f"epoch {epoch}/{args.epochs}", "batch", progress)
-        losses, t0 = [], time.perf_counter()
-        for b in range(steps_per_epoch):
+    eval_every = args.eval_steps or steps_per_epoch
+    metrics = MetricsLog(out_dir / "metrics.jsonl")
+    state = {"step": 0, "best_value": -1.0, "history": [], "bad_evaluations": 0, "losses": [],
+             "metric_name": "", "epoch": 0, "batch_in_epoch": 0}
+    if resume:
+        last, saved = resume_from(checkpoint_dirs(out_dir), model, optimizer)
+        state.update(saved)
+        metrics.truncate(state["step"])
+        log(f"resuming from {last} (step {state['step']})")
+    else:
+        metrics.clear()
+
+    interrupted = {"flag": False}
+
+    def on_sigint(signum, frame):
+        interrupted["flag"] = True
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    bar = progress_bar(total, "fine-tuning", "step", progress, initial=state["step"])
+    early_stopped = False
+    t0 = time.perf_counter()
+    try:
+        while state["step"] < total and not interrupted["flag"] and not early_stopped:
+            step = state["step"]
+            epoch, b = divmod(step, steps_per_epoch)
+            order = np.random.default_rng([args.seed, epoch]).permutation(len(train_features))
             batch = task.batch([train_features[i] for i in order[b * args.batch_size:(b + 1) * args.batch_size]])
             lr = linear_warmup_decay(step, args.learning_rate, warmup, total)
             out, _ = train_step(model, batch, optimizer, lr, args.max_grad_norm, step + 1)
-            step += 1
-            losses.append(out.loss)
+            state["step"] = step = step + 1
+            state["epoch"], state["batch_in_epoch"] = divmod(step, steps_per_epoch)
+            state["losses"].append(float(out.loss))
             bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{lr:.1e}")
+            bar.set_postfix(loss=f"{np.mean(state['losses'][-20:]):.4f}", lr=f"{lr:.1e}",
+                            epoch=f"{step / steps_per_epoch:.2f}")
+            if step % eval_every == 0 or step == total:
+                early_stopped = _evaluate(args, task, model, eval_features, eval_extra, metrics, state,
+                                          step / steps_per_epoch, time.perf_counter() - t0, out_dir, log)
+                save_checkpoint(out_dir, model, optimizer, state, keep=1)
+                t0 = time.perf_counter()
+            if on_step is not None:
+                on_step(step, model)
+        if interrupted["flag"]:
+            save_checkpoint(out_dir, model, optimizer, state, keep=1)
+            log(f"interrupted at step {state['step']}: saved a checkpoint; go on with --resume")
+        elif early_stopped:
+            log(f"early stopping at step {state['step']}: no better {state['metric_name']} in "
+                f"{args.early_stopping_patience} evaluations")
+    finally:
         bar.close()
-        train_record = {"step": step, "split": "train", "epoch": epoch, "loss": float(np.mean(losses)),
-                        "seconds": time.perf_counter() - t0}
-        scores = task.evaluate(model, eval_features, eval_extra)
-        eval_record = {"step": step, "split": "eval", "epoch": epoch, **scores}
-        metrics.append(train_record)
-        metrics.append(eval_record)
-        history.append(eval_record)
-        metric_name, main_value = next(iter(scores.items()))
-        if not math.isfinite(main_value):
-            raise TrainingError(f"the evaluation's {metric_name} is {main_value} after epoch {epoch}: "
-                                f"nothing to pick the best epoch by")
-        log(f"epoch {epoch}: train loss {train_record['loss']:.4f}; eval " +
-            ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-        if main_value > best_value:
-            best_value = main_value
-            model.tokenizer = tokenizer
-            model.save_pretrained(out_dir / "best")
+        signal.signal(signal.SIGINT, previous_handler)
     draw_curve(plot_finetune_curve, metrics.path, out_dir / "curve.png", log)
-    return FinetuneResult(out_dir, out_dir / "best", best_value, history, metric_name)
+    return FinetuneResult(out_dir, out_dir / "best", state["best_value"], state["history"], state["metric_name"],
+                          interrupted["flag"], early_stopped, state["step"])
+
+
+def _evaluate(args, task, model, features, extra, metrics, state, epoch, seconds, out_dir, log) -> bool:
+    """Score the model, log it, keep it in best/ when it is the best so far.  Returns whether the
+    run should stop early."""
+    scores = task.evaluate(model, features, extra)
+    step = state["step"]
+    train_record = {"step": step, "split": "train", "epoch": round(epoch, 4),
+                    "loss": float(np.mean(state["losses"])), "seconds": seconds}
+    eval_record = {"step": step, "split": "eval", "epoch": round(epoch, 4), **scores}
+    metrics.append(train_record)
+    metrics.append(eval_record)
+    state["history"].append(eval_record)
+    state["losses"] = []
+    metric_name, value = next(iter(scores.items()))
+    state["metric_name"] = metric_name
+    if not math.isfinite(value):
+        raise TrainingError(f"the evaluation's {metric_name} is {value} at step {step}: "
+                            f"nothing to pick the best model by")
+    log(f"step {step} (epoch {epoch:.2f}): train loss {train_record['loss']:.4f}; eval " +
+        ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    if value > state["best_value"]:
+        state["best_value"], state["bad_evaluations"] = value, 0
+        model.save_pretrained(out_dir / "best")
+    else:
+        state["bad_evaluations"] += 1
+    patience = args.early_stopping_patience
+    return patience is not None and state["bad_evaluations"] >= patience
 
 
 def model_positions(model_dir) -> int | None:

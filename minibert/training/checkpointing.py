@@ -1,0 +1,88 @@
+"""A training run's checkpoints: the model with its tokenizer, the optimizer's moments and the
+trainer's state (step, epoch, the dropout generator, whatever the loop needs to go on exactly),
+in `RUN/checkpoint-0000500/`.
+
+A checkpoint is written under a temporary name and renamed into place, so the newest complete
+one is always readable; resuming loads the newest that loads (a damaged one is skipped with a
+warning).  Pretraining and fine-tuning both keep theirs this way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .loop import TrainingError
+
+logger = logging.getLogger("minibert")
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a complete one has its trainer_state.json)."""
+    found = [p for p in run_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> Path:
+    from safetensors.numpy import save_file
+
+    final = run_dir / f"checkpoint-{state['step']:07d}"
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", suffix=".tmp", dir=run_dir))
+    try:
+        model.save_pretrained(staging)
+        opt = optimizer.state_dict()
+        moments = {f"{m}/{k}": v for m in ("exp_avg", "exp_avg_sq") for k, v in opt.pop(m).items()}
+        save_file(moments, str(staging / "optimizer.safetensors"))
+        state = dict(state, optimizer=opt, dropout_rng=model.rng.bit_generator.state)
+        (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        if final.exists():                       # the same step saved again (after a resume)
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model, optimizer) -> dict:
+    """Restore the model, the optimizer and the dropout generator from a checkpoint directory;
+    returns its trainer state.  Anything unreadable raises TrainingError naming the file."""
+    from safetensors.numpy import load_file
+
+    where = path
+    try:
+        fresh = type(model).from_pretrained(path, dtype=model.dtype)
+        model.load_state_dict(fresh.params)
+        where = path / "trainer_state.json"
+        state = json.loads(where.read_text(encoding="utf-8"))
+        opt = dict(state.pop("optimizer"))
+        where = path / "optimizer.safetensors"
+        moments = load_file(str(where))
+        for m in ("exp_avg", "exp_avg_sq"):
+            opt[m] = {k[len(m) + 1:]: v for k, v in moments.items() if k.startswith(m + "/")}
+        optimizer.load_state_dict(opt)
+        where = path / "trainer_state.json"
+        model.rng.bit_generator.state = state.pop("dropout_rng")
+        for key in ("step", "epoch", "batch_in_epoch"):
+            int(state[key])
+    except Exception as e:                  # any damage: safetensors, JSON, a missing key or file
+        raise TrainingError(f"{where} is unreadable ({type(e).__name__}: {e})") from None
+    return state
+
+
+def resume_from(checkpoints: list[Path], model, optimizer) -> tuple[Path, dict]:
+    """Load the newest checkpoint that loads; a damaged one is skipped for the one before it
+    (with a warning on the "minibert" logger, shown even with --quiet)."""
+    for path in reversed(checkpoints):
+        try:
+            return path, load_checkpoint(path, model, optimizer)
+        except TrainingError as e:
+            logger.warning("%s; trying the checkpoint before it", e)
+    raise TrainingError(f"no checkpoint in {checkpoints[0].parent} can be loaded "
+                        f"({', '.join(p.name for p in checkpoints)})")
