@@ -21,7 +21,7 @@ import numpy as np
 from .. import ops
 from .bert import bert_backward, bert_forward, init_bert_params
 from .inputs import check_inputs, check_labels
-from .module import Module
+from .module import LabelledHead, Module
 from .outputs import TaskOutput
 from .params import add_grads, init_linear
 
@@ -63,7 +63,7 @@ def require_loss(cache):
     return cache
 
 
-class BertTaskModel(Module):
+class BertTaskModel(LabelledHead, Module):
     """A BERT encoder under `bert.` with a linear head; subclasses say what the head reads."""
 
     head_name = "classifier"
@@ -77,14 +77,6 @@ class BertTaskModel(Module):
         init_bert_params(self.params, "bert.", config, self.init_rng, self.dtype, self.add_pooling_layer)
         init_linear(self.params, self.head_name, self.head_outputs(), config.hidden_size,
                     config.initializer_range, self.init_rng, self.dtype)
-
-    @property
-    def num_labels(self) -> int:
-        return self.config.num_labels
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return self.config.id2label
 
     def head_outputs(self):
         return self.num_labels

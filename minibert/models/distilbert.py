@@ -28,7 +28,7 @@ from .embeddings import embeddings_backward, embeddings_forward
 from .encoder import encoder_layer_backward, encoder_layer_forward
 from .heads import masked_lm_backward, masked_lm_forward
 from .inputs import check_inputs, check_labels
-from .module import Module
+from .module import LabelledHead, Module
 from .outputs import BertModelOutput, MaskedLMOutput, TaskOutput
 from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
 
@@ -194,7 +194,7 @@ class DistilBertForMaskedLM(DistilBertModule):
         return self._finish(grads)
 
 
-class DistilBertForSequenceClassification(DistilBertModule):
+class DistilBertForSequenceClassification(LabelledHead, DistilBertModule):
     """h[:, 0] -> pre_classifier -> ReLU -> dropout -> classifier; CE, or MSE for one label."""
 
     def __init__(self, config: DistilBertConfig, seed=0, dtype=np.float32):
@@ -204,14 +204,6 @@ class DistilBertForSequenceClassification(DistilBertModule):
         C, std = config.dim, config.initializer_range
         init_linear(self.params, "pre_classifier", C, C, std, self.init_rng, self.dtype)
         init_linear(self.params, "classifier", self.num_labels, C, std, self.init_rng, self.dtype)
-
-    @property
-    def num_labels(self) -> int:
-        return self.config.num_labels
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return self.config.id2label
 
     def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
                 output_attentions=False) -> TaskOutput:

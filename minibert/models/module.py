@@ -163,3 +163,15 @@ class Module:
     def _zero_fill(self, grads):
         """Every parameter gets a gradient entry, zero where the loss did not reach it."""
         return {k: grads[k] if k in grads else np.zeros_like(v) for k, v in self.params.items()}
+
+
+class LabelledHead:
+    """What a classifier head's model reads from its config: the labels, as transformers keeps them."""
+
+    @property
+    def num_labels(self) -> int:
+        return self.config.num_labels
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return self.config.id2label
