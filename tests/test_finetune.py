@@ -306,16 +306,18 @@ def test_evaluation_every_n_steps_and_an_exact_resume(dropout_model_dir, tmp_pat
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
 
 
-def test_early_stopping(model_dir, tmp_path):
+def test_early_stopping(model_dir, tmp_path, capsys):
     rng = random.Random(7)
     rows = [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 40]
     train = write_tsv(tmp_path / "train.tsv", rows)
     # learning rate 0: the score never improves on the first evaluation, so patience 2 stops at the third
-    result = run(model_dir, tmp_path, "classify", train, train, epochs=5, eval_steps=2, learning_rate=0.0,
-                 early_stopping_patience=2)
-    assert result.early_stopped and result.step == 6 and len(result.history) == 3
-    with pytest.raises(ValueError, match="early_stopping_patience must be a positive integer"):
-        FinetuneArgs("m", "classify", "t", "e", early_stopping_patience=0).validate()
+    assert cli_finetune(model_dir, "classify", train, train, tmp_path / "out", "--epochs", "5", "--lr", "0",
+                        "--eval-steps", "2", "--early-stopping-patience", "2", "--batch-size", "16") == 0
+    records = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "eval"] == [2, 4, 6]
+    assert "done: best accuracy" in capsys.readouterr().out
+    assert cli_finetune(model_dir, "classify", train, train, tmp_path / "out2", "--early-stopping-patience", "0") == 2
+    one_line_error(capsys, "early_stopping_patience must be a positive integer")
 
 
 def test_frozen_encoder_trains_only_the_head(model_dir, tmp_path):

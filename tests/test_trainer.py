@@ -104,6 +104,29 @@ def test_masked_lm_alone(small_corpus, model_config, tmp_path, capsys):
     assert main(["fill-mask", "--model", str(out / "model"), "the [MASK] of God"]) == 0
 
 
+def test_google_research_flag_names(small_corpus, model_config, tmp_path, capsys):
+    """create_pretraining_data.py's and run_pretraining.py's flags reach the run under their names."""
+    out = tmp_path / "google"
+    assert cli_pretrain(small_corpus, model_config, out, "--num-train-steps", "2", "--train-batch-size", "4",
+                        "--learning-rate", "0.002", "--num-warmup-steps", "1", "--random-seed", "3",
+                        "--masked-lm-prob", "0.2", "--max-predictions-per-seq", "7", "--short-seq-prob", "0.3",
+                        "--do-whole-word-mask", "--dupe-factor", "2", "--static-masking") == 0
+    stored = json.loads((out / "args.json").read_text())
+    assert {k: stored[k] for k in ("max_steps", "batch_size", "learning_rate", "warmup_steps", "seed",
+                                   "masked_lm_prob", "max_predictions_per_seq", "short_seq_prob",
+                                   "whole_word_mask", "dupe_factor", "dynamic_masking")} == dict(
+        max_steps=2, batch_size=4, learning_rate=0.002, warmup_steps=1, seed=3, masked_lm_prob=0.2,
+        max_predictions_per_seq=7, short_seq_prob=0.3, whole_word_mask=True, dupe_factor=2, dynamic_masking=False)
+    for flags, needle in ((["--masked-lm-prob", "1.5"], "masked_lm_prob must be in (0, 1)"),
+                          (["--short-seq-prob", "2"], "short_seq_prob in [0, 1]"),
+                          (["--max-predictions-per-seq", "0"], "max_predictions_per_seq must be positive")):
+        assert cli_pretrain(small_corpus, model_config, tmp_path / "bad", *flags) == 2
+        one_line_error(capsys, needle)
+    with pytest.raises(SystemExit):
+        cli_pretrain(small_corpus, model_config, tmp_path / "bad", "--objective", "nsp")
+    assert "invalid choice: 'nsp'" in capsys.readouterr().err
+
+
 def test_continued_pretraining_from_a_transformers_encoder(minilm_dir, small_corpus, tmp_path, capsys):
     """--init-from the real all-MiniLM-L6-v2 (a BertModel: no MLM head): its weights and its
     tokenizer, a fresh head that the log names, then training on our corpus."""
