@@ -5,6 +5,8 @@
     minibert fill-mask --model runs/pretrain/model "In the beginning God created the [MASK]."
     minibert finetune --model DIR --task {classify,pair,tag,qa} --train FILE --eval FILE
     minibert predict --model runs/finetune/best --input FILE [--output predictions.jsonl]
+    minibert dump --model DIR --head pretraining "I love Korea" --output state.safetensors
+    minibert compare mine.safetensors state.safetensors      # exit 1 at the first divergence
     minibert info base                       # sizes, parameters per part, memory
     minibert attention --model DIR "I love Korea" --output attention.png
 
@@ -308,6 +310,78 @@ def run_predict(a) -> int:
     return 0
 
 
+# ---- dump / compare -------------------------------------------------------------------------
+
+def add_dump_parser(sub):
+    from .states import ADAMW, HEADS
+    p = sub.add_parser("dump", help="write a reference state: inputs, every intermediate, gradients, K steps",
+                       description="Write one safetensors file with everything a BERT computes on a batch, "
+                                   "dropout off: the inputs, the weights, every intermediate under documented "
+                                   "names (docs/reference-states.md), the logits and loss, every parameter's "
+                                   f"gradient and, with --steps K, K AdamW steps ({ADAMW}; no decay on biases "
+                                   "and LayerNorm weights).  For checking another BERT against minibert.")
+    p.add_argument("texts", nargs="*", help='the batch; "A ||| B" for a sentence pair')
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a checkpoint directory (ours or transformers'), with a tokenizer for texts")
+    source.add_argument("--config", help="a config.json: a model with random weights drawn from --seed")
+    p.add_argument("--ids", default=None, help='token ids instead of texts, as JSON: "[[2, 45, 3], [2, 7, 9, 3]]"')
+    p.add_argument("--head", choices=list(HEADS), default="pretraining", help="(default: pretraining)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="(default: float64)")
+    p.add_argument("--steps", type=int, default=0, help="AdamW steps to record (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="weights (with --config) and labels (default: 0)")
+    p.add_argument("--output", default="state.safetensors", help="(default: state.safetensors)")
+    p.set_defaults(run=run_dump)
+
+
+def run_dump(a) -> int:
+    from .checkpoints import CheckpointError
+    from .states import dump
+    try:
+        state = dump(model=a.model, config=a.config, head=a.head, texts=a.texts, ids=a.ids, dtype=a.dtype,
+                     steps=a.steps, seed=a.seed, output=a.output)
+    except (CheckpointError, FileNotFoundError, ValueError, TypeError) as e:
+        return _error(str(e))
+    except OSError as e:
+        return _error(_os_error(e))
+    print(f"wrote {len(state)} tensors to {a.output}")
+    return 0
+
+
+def add_compare_parser(sub):
+    p = sub.add_parser("compare", help="compare two reference states tensor by tensor; name the first divergence",
+                       description="Walk two state files (or one against a live minibert run on its weights and "
+                                   "inputs) in computation order, print name, shape, max abs and max relative error "
+                                   "per tensor, and name the first tensor beyond the tolerance.  Exit status 1 on "
+                                   "a divergence, 0 when all agree.")
+    p.add_argument("first", help="a state file (yours)")
+    p.add_argument("second", nargs="?", help="the reference state file")
+    p.add_argument("--live", choices=["minibert"], default=None,
+                   help="compare FIRST with minibert run now on FIRST's weights and inputs")
+    p.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: 1e-9 float64, 1e-4 float32)")
+    p.add_argument("--atol", type=float, default=None, help="absolute tolerance (default: 1e-12 float64, 1e-6 float32)")
+    p.add_argument("--only-differences", action="store_true", help="print only the rows that differ")
+    p.set_defaults(run=run_compare)
+
+
+def run_compare(a) -> int:
+    from .states import compare_states, live_state, load_state
+    if (a.second is None) == (a.live is None):
+        return _error("compare needs a second state file, or --live minibert")
+    try:
+        first = load_state(a.first)
+        second = live_state(first) if a.live else load_state(a.second)
+        comparison = compare_states(first, second, rtol=a.rtol, atol=a.atol)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        return _error(str(e))
+    table = comparison.table()
+    if a.only_differences:
+        lines = table.splitlines()
+        table = "\n".join(lines[:1] + [line for line in lines[1:] if "DIFF" in line or line.startswith("only")])
+    print(table)
+    print(comparison.message())
+    return 0 if comparison.ok else 1
+
+
 # ---- info / attention ---------------------------------------------------------------------------
 
 def add_info_parser(sub):
@@ -387,6 +461,8 @@ def build_parser():
     add_fill_mask_parser(sub)
     add_finetune_parser(sub)
     add_predict_parser(sub)
+    add_dump_parser(sub)
+    add_compare_parser(sub)
     add_info_parser(sub)
     add_attention_parser(sub)
     return parser

@@ -26,6 +26,7 @@ FLOW = [
     "minibert.models",                                             # BERT from the layers
     "minibert.tools",                                              # features, fill-mask, pictures
     "minibert.training",                                           # optimizer, pretraining, fine-tuning
+    "minibert.states", "minibert.testing",                         # reference states for other BERTs
     "minibert.cli", "minibert.__main__", "minibert",               # programs; the package's names
 ]
 
