@@ -298,10 +298,23 @@ class Comparison:
             lines.append(f"{r.name:<{width}}  {str(r.shape):<18} {r.max_abs:>10.2e} {r.max_rel:>10.2e}  "
                          f"{'ok' if r.ok else 'DIFF'}{'  ' + r.note if r.note else ''}")
         if self.only_in_first:
-            lines.append(f"only in the first: {', '.join(self.only_in_first)}")
+            lines.append(f"only in the first: {_grouped(self.only_in_first)}")
         if self.only_in_second:
-            lines.append(f"only in the second: {', '.join(self.only_in_second)}")
+            lines.append(f"only in the second: {_grouped(self.only_in_second)}")
         return "\n".join(lines)
+
+
+def _grouped(names) -> str:
+    """Names, with the big families (inputs.*, param.*, grad.*, train.param.*) counted, not listed."""
+    families = ("train.param.", "inputs.", "param.", "grad.")
+    counts, rest = {}, []
+    for name in names:
+        family = next((f for f in families if name.startswith(f)), None)
+        if family is None:
+            rest.append(name)
+        else:
+            counts[family] = counts.get(family, 0) + 1
+    return ", ".join([f"{family}* ({n})" for family, n in counts.items()] + rest)
 
 
 def compare_states(mine: State, reference: State, rtol=None, atol=None) -> Comparison:
