@@ -82,6 +82,9 @@ def test_round_trips(reference, tmp_path, capsys):
     assert "first divergence: layer.1.ffn.pre_activation (2, 8, 20)" in printed
     with pytest.raises(AssertionError, match="first divergence: layer.1.ffn.pre_activation"):
         assert_state_close(tmp_path / "moved.safetensors", reference)
+    # tolerances are the caller's to set: 1e-3 moved is within atol 2e-3
+    assert main(["compare", str(tmp_path / "moved.safetensors"), str(reference), "--atol", "2e-3"]) == 0
+    assert "(rtol 1e-09, atol 0.002)" in capsys.readouterr().out
 
 
 def test_a_port_checked_against_minibert(reference):
