@@ -23,7 +23,10 @@ from pathlib import Path
 
 
 def _error(message: str) -> int:
-    print(f"minibert: error: {message}", file=sys.stderr)
+    from .training.distributed import launch_rank
+    rank = launch_rank()
+    where = f" (rank {rank})" if rank is not None else ""
+    print(f"minibert: error{where}: {message}", file=sys.stderr, flush=True)
     return 2
 
 
@@ -61,6 +64,11 @@ def add_pretrain_parser(sub):
     p.add_argument("--max-seq-length", type=int, default=d.max_seq_length, help=f"tokens per example (default: {d.max_seq_length})")
     p.add_argument("--batch-size", "--train-batch-size", dest="batch_size", type=int, default=d.batch_size,
                    help=f"examples per step (default: {d.batch_size})")
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum,
+                   help="micro-batches per optimizer step: the step sees batch-size x grad-accum x MPI ranks "
+                        "examples (default: 1)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype,
+                   help="float64 to check that splits of a batch train the same (default: float32)")
     p.add_argument("--steps", "--num-train-steps", dest="steps", type=int, default=None,
                    help=f"optimizer steps (default: {d.max_steps})")
     p.add_argument("--lr", "--learning-rate", dest="lr", type=float, default=d.learning_rate,
@@ -109,6 +117,7 @@ def run_pretrain(a) -> int:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, objective=a.objective, init_from=a.init_from,
                             model_size=a.model_size, config_file=a.config, vocab_size=a.vocab_size,
                             tokenizer=a.tokenizer, max_seq_length=a.max_seq_length, batch_size=a.batch_size,
+                            grad_accum=a.grad_accum, dtype=a.dtype,
                             learning_rate=a.lr, warmup_steps=a.warmup_steps, seed=a.seed, dropout=a.dropout,
                             eval_every=a.eval_every, save_every=a.save_every, masked_lm_prob=a.masked_lm_prob,
                             max_predictions_per_seq=a.max_predictions_per_seq, short_seq_prob=a.short_seq_prob,
@@ -123,6 +132,9 @@ def run_pretrain(a) -> int:
         return _error(str(e))
     except OSError as e:                                       # e.g. the disk is full
         return _error(_os_error(e))
+    from .training.distributed import world
+    if world().rank != 0:                                    # rank 0 speaks for the job
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"interrupted at step {result.step}: saved {result.last_checkpoint}; continue with "
               f"minibert pretrain --resume --output {result.output_dir}", file=sys.stderr)
@@ -470,7 +482,21 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    from .training.distributed import launched_by_mpi, world
+    if not launched_by_mpi():
+        return args.run(args)
+    # Under mpirun every rank runs this; one that fails stops them all (MPI Abort), never a hang.
+    try:
+        ranks = world()
+    except RuntimeError as e:                                # launched by mpirun, but no mpi4py
+        return _error(str(e))
+    try:
+        code = args.run(args)
+    except BaseException as e:
+        ranks.abort(f"minibert: error (rank {ranks.rank}): {type(e).__name__}: {e}; stopping every rank")
+    if code and ranks.size > 1:
+        ranks.abort(f"minibert: rank {ranks.rank} stopped with exit status {code}; stopping every rank", code)
+    return code
 
 
 if __name__ == "__main__":

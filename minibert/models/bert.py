@@ -175,8 +175,10 @@ class BertForPreTraining(Module):
         hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
         return BertForPreTrainingOutput(loss, logits, nsp_logits, hidden, att, mlm_loss, nsp_loss)
 
-    def backward(self) -> dict[str, np.ndarray]:
-        """Gradient of the last forward's loss for every parameter, keyed by HF name."""
+    def backward(self, mlm_scale=1.0, nsp_scale=1.0) -> dict[str, np.ndarray]:
+        """Gradient of the last forward's loss for every parameter, keyed by HF name; of
+        mlm_scale * MLM loss + nsp_scale * NSP loss when scales are given (how micro-batches of a
+        larger batch weigh their share: masked tokens for MLM, sentences for NSP)."""
         bert_cache, mlm_cache, nsp_cache, nsp_loss_cache, h_shape = self._kept(
             "a forward call with labels and/or next_sentence_label")
         if mlm_cache is None and nsp_loss_cache is None:
@@ -186,11 +188,11 @@ class BertForPreTraining(Module):
         dh = np.zeros(h_shape, dtype=self.dtype)                                         # (B, T, C)
         dpooled = None
         if mlm_cache is not None:
-            dh, g = masked_lm_backward(mlm_cache)
+            dh, g = masked_lm_backward(mlm_cache, mlm_scale)
             add_grads(grads, "bert.embeddings.word_embeddings.", {"weight": g.pop("decoder.weight")})
             add_grads(grads, "cls.predictions.", g)
         if nsp_loss_cache is not None:
-            dnsp, _ = ops.cross_entropy_backward(1.0, nsp_loss_cache)
+            dnsp, _ = ops.cross_entropy_backward(nsp_scale, nsp_loss_cache)
             dpooled, g = nsp_head_backward(dnsp, nsp_cache)
             add_grads(grads, "cls.seq_relationship.", g)
         _, encoder_grads = bert_backward(dh, dpooled, bert_cache, "bert.")
@@ -227,14 +229,14 @@ class BertForMaskedLM(Module):
         hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
         return MaskedLMOutput(loss, logits, hidden, att)
 
-    def backward(self) -> dict[str, np.ndarray]:
-        """Gradient of the last forward's loss for every parameter, keyed by HF name."""
+    def backward(self, mlm_scale=1.0) -> dict[str, np.ndarray]:
+        """Gradient of the last forward's loss (times `mlm_scale`) for every parameter, keyed by HF name."""
         bert_cache, mlm_cache = self._kept("a forward call with labels")
         if mlm_cache is None:
             raise RuntimeError("backward() needs a forward call with labels first "
                                "(there is no loss to differentiate)")
         grads = {}
-        dh, g = masked_lm_backward(mlm_cache)                                            # (B, T, C)
+        dh, g = masked_lm_backward(mlm_cache, mlm_scale)                                 # (B, T, C)
         add_grads(grads, "bert.embeddings.word_embeddings.", {"weight": g.pop("decoder.weight")})
         add_grads(grads, "cls.predictions.", g)
         _, encoder_grads = bert_backward(dh, None, bert_cache, "bert.")

@@ -84,11 +84,11 @@ def masked_lm_forward(h, labels, params, config, predict_masked_only=False):
     return logits, loss, (head_cache, loss_cache, positions, h_shape)
 
 
-def masked_lm_backward(cache):
+def masked_lm_backward(cache, dloss=1.0):
     """-> dh (B, T, C) (zero at the positions without a label when only those were predicted) and
-    the head's gradients (local names, `decoder.weight` among them)."""
+    the head's gradients (local names, `decoder.weight` among them).  `dloss` is d(objective)/d(loss)."""
     head_cache, loss_cache, positions, h_shape = cache
-    dlogits, _ = ops.cross_entropy_backward(1.0, loss_cache)                           # (B*T or N, V)
+    dlogits, _ = ops.cross_entropy_backward(dloss, loss_cache)                         # (B*T or N, V)
     if positions is None:
         dh, grads = mlm_head_backward(dlogits.reshape(*h_shape[:2], -1), head_cache)   # (B, T, C)
         return dh, grads

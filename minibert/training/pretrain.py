@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import time
@@ -49,8 +50,9 @@ from ..models.sizes import check_fits_in_memory
 from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_training_curve
 from .checkpointing import checkpoint_dirs, resume_from, save_checkpoint
-from .loop import TrainingError, draw_curve, printer, progress_bar, train_step
-from .optim import AdamW, linear_warmup_decay
+from .distributed import world
+from .loop import TrainingError, draw_curve, printer, progress_bar
+from .optim import AdamW, clip_grad_norm, linear_warmup_decay
 
 
 # The shipped corpus, found beside the package in a source checkout (`pip install -e .`), and its
@@ -74,7 +76,10 @@ class PretrainArgs:
     dropout: float | None = None               # hidden and attention dropout; None: 0 for a new model
                                                # (small data, short runs), the checkpoint's own with init_from
     max_seq_length: int = 64
-    batch_size: int = 64
+    batch_size: int = 64                       # examples per micro-batch of one process
+    grad_accum: int = 1                        # micro-batches per optimizer step (global batch =
+                                               # batch_size x grad_accum x MPI ranks)
+    dtype: str = "float32"                     # "float64" to check that splits of a batch agree
     max_steps: int = 4400
     learning_rate: float = 1e-3
     warmup_steps: int = 150
@@ -96,6 +101,8 @@ class PretrainArgs:
     unigram_bias_init: bool = True              # start the MLM output bias at log unigram frequencies
 
     def validate(self):
+        if self.dtype not in ("float32", "float64"):
+            raise TrainingError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.objective not in OBJECTIVES:
             raise TrainingError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.init_from is not None:
@@ -109,7 +116,7 @@ class PretrainArgs:
             if not has_tokenizer_files(self.init_from):
                 raise TrainingError(f"init_from {self.init_from} has no tokenizer files (tokenizer.json or vocab.txt): "
                                     f"continued pretraining reads the corpus with the checkpoint's own vocabulary")
-        for name in ("vocab_size", "max_seq_length", "batch_size", "max_steps", "eval_every",
+        for name in ("vocab_size", "max_seq_length", "batch_size", "grad_accum", "max_steps", "eval_every",
                      "save_every", "log_every", "keep_checkpoints", "max_predictions_per_seq",
                      "dupe_factor", "max_eval_examples"):
             if getattr(self, name) <= 0:
@@ -188,6 +195,45 @@ def evaluate(model, examples, batch_size, baseline_id=None) -> dict:
     return result
 
 
+def accumulate_step(model, micro_batches, optimizer, lr, max_grad_norm, step, ranks, stop=False):
+    """One optimizer step over this rank's micro-batches and every other rank's: the gradient of the
+    global batch's loss, the mean over all its masked tokens (MLM) and sentences (NSP), however the
+    batch is split.  Micro-batch i weighs its mean losses by n_i / N (masked tokens) and b_i / B
+    (sentences) in the backward; the ranks' sums are then added up (MPI allreduce) and every rank
+    takes the same clipped AdamW step.  Returns the window sums, the gradient norm before
+    clipping, and whether any rank asked to stop (Ctrl-C)."""
+    counts = np.array([sum(int((m["labels"] != IGNORE_INDEX).sum()) for m in micro_batches),
+                       sum(len(m["input_ids"]) for m in micro_batches), float(stop)])
+    n_total, b_total, stops = ranks.sum(counts)
+    grads, sums = None, np.zeros(7)                    # mlm loss * n, nsp loss * b, mc, n, nc, b, tokens
+    for batch in micro_batches:
+        out = model(**batch, predict_masked_only=True)
+        if not math.isfinite(out.loss):
+            raise TrainingError(f"loss is {out.loss} at step {step}: stopped")
+        mc, n, nc, b = batch_metrics(out, batch)
+        mlm_loss, nsp_loss = mlm_and_nsp_losses(out)
+        scales = dict(mlm_scale=n / max(n_total, 1))
+        if "next_sentence_label" in batch:
+            scales["nsp_scale"] = len(batch["input_ids"]) / b_total
+        g = model.backward(**scales)
+        if grads is None:
+            grads = g
+        else:
+            for name, value in g.items():
+                grads[name] += value
+        sums += (mlm_loss * n, nsp_loss * b, mc, n, nc, b, int(batch["attention_mask"].sum()))
+    ranks.allreduce_grads(grads)
+    sums = ranks.sum(sums)
+    grad_norm = clip_grad_norm(grads, max_grad_norm)
+    if not math.isfinite(grad_norm):
+        raise TrainingError(f"gradient norm is {grad_norm} at step {step}: stopped")
+    optimizer.step(grads, lr=lr)
+    mlm, nsp = sums[0] / max(n_total, 1), sums[1] / max(sums[5], 1)
+    totals = dict(loss=mlm + nsp, mlm=mlm, nsp=nsp, mc=int(sums[2]), n=int(sums[3]), nc=int(sums[4]),
+                  b=int(sums[5]), tokens=int(sums[6]))
+    return totals, grad_norm, bool(stops)
+
+
 def describe_eval(ev) -> str:
     """One line for a held-out evaluation."""
     nsp = f", NSP accuracy {ev['nsp_accuracy']:.3f}" if "nsp_accuracy" in ev else ""
@@ -256,12 +302,14 @@ def build_model(args: PretrainArgs, tokenizer, log):
     model_class = BertForPreTraining if args.objective == "mlm+nsp" else BertForMaskedLM
     if args.init_from is None:
         config = _model_config(args, tokenizer.vocab_size)
-        check_fits_in_memory(config, np.float32, copies=4, what="training with Adam (weights, gradients, two moments)")
-        return model_class(config, seed=args.seed), True
+        check_fits_in_memory(config, np.dtype(args.dtype), copies=4,
+                             what="training with Adam (weights, gradients, two moments)")
+        return model_class(config, seed=args.seed, dtype=np.dtype(args.dtype)), True
     overrides = {}
     if args.dropout is not None:
         overrides = dict(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
-    model, info = model_class.from_pretrained(args.init_from, seed=args.seed, output_loading_info=True, **overrides)
+    model, info = model_class.from_pretrained(args.init_from, seed=args.seed, output_loading_info=True,
+                                              dtype=np.dtype(args.dtype), **overrides)
     check_fits_in_memory(model.config, np.float32, copies=3, what="training with Adam (gradients, two moments)")
     fresh = info["missing_keys"]
     log(f"continuing from {args.init_from} ({info['weights_file']})" +
@@ -274,6 +322,11 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
     """Run (or, with `resume`, continue) pretraining.  `max_steps` overrides the stored value on
     resume.  `on_step(step, model, record)` is called after every update (for tests and hooks)."""
     run_dir = Path((args or PretrainArgs()).output_dir)
+    ranks = world()
+    if ranks.rank != 0:                                     # rank 0 checks and writes; the others read
+        ranks.barrier()
+        args = _read_run_args(run_dir)
+        return _pretrain(args, run_dir, resume, printer(False), False, on_step, ranks)
     _make_output_dir(run_dir)
     with RunLock(run_dir):                                  # the run owns its directory
         _check_output(run_dir, resume)
@@ -285,7 +338,8 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         args.validate()
         write_atomic(run_dir / "args.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
-        return _pretrain(args, run_dir, resume, printer(progress), progress, on_step)
+        ranks.barrier()
+        return _pretrain(args, run_dir, resume, printer(progress), progress, on_step, ranks)
 
 
 def load_tokenizer(path) -> BertTokenizer:
@@ -299,7 +353,7 @@ def uses_shipped_vocab(args: PretrainArgs) -> bool:
             and args.vocab_size == PretrainArgs.vocab_size)
 
 
-def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step) -> RunResult:
+def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step, ranks) -> RunResult:
 
     # -- data: documents, tokenizer, held-out split, examples
     nsp = args.objective == "mlm+nsp"
@@ -310,7 +364,10 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     train_docs, eval_docs = split_documents(documents, args.eval_fraction, args.seed, min_documents=2 if nsp else 1)
     checkpoints = checkpoint_dirs(run_dir) if resume else []
     tokenizer_dir = run_dir / "tokenizer"
-    if resume and tokenizer_dir.is_dir():
+    if ranks.rank != 0:
+        ranks.barrier()                                     # rank 0 has saved the run's tokenizer
+        tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
+    elif resume and tokenizer_dir.is_dir():
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
     elif args.init_from:
         tokenizer = BertTokenizer.from_pretrained(args.init_from)
@@ -325,8 +382,10 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
         tokenizer = BertTokenizer.train_from_texts([s for d in train_docs for s in d], args.vocab_size,
                                                    show_progress=False)
-    if not resume or not tokenizer_dir.is_dir():
-        tokenizer.save_pretrained(tokenizer_dir)
+    if ranks.rank == 0:
+        if not resume or not tokenizer_dir.is_dir():
+            tokenizer.save_pretrained(tokenizer_dir)
+        ranks.barrier()
     vocab = Vocab.from_tokenizer(tokenizer)
     train_ids = tokenize_documents(train_docs, tokenizer)
     example_kwargs = dict(max_seq_length=args.max_seq_length, short_seq_prob=args.short_seq_prob,
@@ -364,19 +423,28 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     model.tokenizer = tokenizer
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
     step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    metrics = MetricsLog(run_dir / "metrics.jsonl") if ranks.rank == 0 else None
     window = dict(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0, seconds=0.0)
     if checkpoints:
         last_checkpoint, state = resume_from(checkpoints, model, optimizer)
+        if state.get("world_size", 1) != ranks.size:
+            raise TrainingError(f"{last_checkpoint} was written by a run of {state.get('world_size', 1)} MPI "
+                                f"process(es): resume it with as many (mpirun -np {state.get('world_size', 1)}); "
+                                f"with {ranks.size} the batches would be split differently")
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         window.update(state.get("window", {}))             # the log interval an interruption cut short
-        metrics.truncate(step)
+        if metrics:
+            metrics.truncate(step)
         log(f"resuming from {last_checkpoint} (step {step})")
-    elif resume:
+    elif resume and metrics:
         metrics.truncate(0)
     log(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, {model.num_parameters():,} parameters; "
         f"{len(train_docs)} training documents, {len(eval_docs)} held out; objective {args.objective}")
+    per_step = args.batch_size * args.grad_accum * ranks.size          # examples in one optimizer step
+    if args.grad_accum > 1 or ranks.size > 1:
+        log(f"{ranks.size} process(es) x {args.grad_accum} micro-batch(es) of {args.batch_size}: "
+            f"{per_step} examples a step")
 
     # -- Ctrl-C: finish the step, save, exit
     interrupted = {"flag": False}
@@ -392,35 +460,35 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     def checkpoint():
         nonlocal last_checkpoint
         window["seconds"] = time.perf_counter() - t0
-        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "window": window}
-        last_checkpoint = save_checkpoint(run_dir, model, optimizer, state, args.keep_checkpoints)
+        state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "window": window,
+                 "world_size": ranks.size}
+        if ranks.rank == 0:
+            last_checkpoint = save_checkpoint(run_dir, model, optimizer, state, args.keep_checkpoints)
 
     try:
         while step < args.max_steps and not interrupted["flag"]:
             examples = train_data.epoch(epoch)
-            n_batches = len(examples) // args.batch_size
+            n_batches = len(examples) // per_step
             if n_batches == 0:
-                raise TrainingError(f"the corpus gives {len(examples)} examples, fewer than one batch "
-                                    f"of {args.batch_size}: lower --batch-size or use more text")
+                raise TrainingError(f"the corpus gives {len(examples)} examples, fewer than one step's "
+                                    f"{per_step}: lower --batch-size or use more text")
             while batch_in_epoch < n_batches and step < args.max_steps and not interrupted["flag"]:
-                start = batch_in_epoch * args.batch_size
-                batch = collate(examples[start:start + args.batch_size])
+                start = batch_in_epoch * per_step + ranks.rank * args.grad_accum * args.batch_size
+                micro = [collate(examples[start + k * args.batch_size:start + (k + 1) * args.batch_size])
+                         for k in range(args.grad_accum)]                 # this rank's share, in order
                 lr = linear_warmup_decay(step, args.learning_rate, args.warmup_steps, args.max_steps)
                 try:
-                    out, grad_norm = train_step(model, batch, optimizer, lr, args.max_grad_norm, step + 1,
-                                                predict_masked_only=True)
+                    totals, grad_norm, stop = accumulate_step(model, micro, optimizer, lr, args.max_grad_norm,
+                                                              step + 1, ranks, interrupted["flag"])
                 except TrainingError as e:
                     raise TrainingError(f"{e}; the last good checkpoint is "
                                         f"{last_checkpoint or 'none (none saved yet)'}") from None
+                interrupted["flag"] = interrupted["flag"] or stop     # any rank's Ctrl-C stops every rank
                 step += 1
                 batch_in_epoch += 1
-
-                mc, n, nc, b = batch_metrics(out, batch)
-                mlm_loss, nsp_loss = mlm_and_nsp_losses(out)
-                for key, value in (("loss", out.loss), ("mlm", mlm_loss), ("nsp", nsp_loss),
-                                   ("mc", mc), ("n", n), ("nc", nc), ("b", b),
-                                   ("tokens", int(batch["attention_mask"].sum())), ("steps", 1)):
+                for key, value in totals.items():
                     window[key] += value
+                window["steps"] += 1
                 record = None
                 if step % args.log_every == 0 or step == args.max_steps:
                     seconds = time.perf_counter() - t0
@@ -430,7 +498,8 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                     if nsp:
                         record.update(nsp_loss=window["nsp"] / k, nsp_accuracy=window["nc"] / window["b"])
                     record.update(lr=lr, grad_norm=grad_norm, tokens_per_s=window["tokens"] / seconds)
-                    metrics.append(record)
+                    if metrics:
+                        metrics.append(record)
                     shown = dict(loss=f"{record['loss']:.3f}", mlm_acc=f"{record['mlm_accuracy']:.3f}")
                     if nsp:
                         shown["nsp_acc"] = f"{record['nsp_accuracy']:.3f}"
@@ -438,7 +507,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                     window.update(loss=0.0, mlm=0.0, nsp=0.0, mc=0, n=0, nc=0, b=0, tokens=0, steps=0)
                     t0 = time.perf_counter()
                 bar.update(1)
-                if eval_examples and (step % args.eval_every == 0 or step == args.max_steps):
+                if ranks.rank == 0 and eval_examples and (step % args.eval_every == 0 or step == args.max_steps):
                     last_eval = {"step": step, "split": "eval",
                                  **evaluate(model, eval_examples, args.batch_size, baseline_id)}
                     metrics.append(last_eval)
@@ -453,9 +522,11 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         if stopped_early:
             checkpoint()
             log(f"interrupted: saved {last_checkpoint}; continue with --resume")
-        curve = run_dir / "curve.png" if draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log) else None
+        curve = None
+        if metrics and draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log):
+            curve = run_dir / "curve.png"
         model_dir = None
-        if not stopped_early:
+        if not stopped_early and ranks.rank == 0:
             model_dir = model.save_pretrained(run_dir / "model")
             log(f"saved the model to {model_dir}")
     finally:

@@ -1,0 +1,122 @@
+"""Data-parallel training on MPI (mpi4py): every rank holds the whole model, takes its share of
+each batch, and the gradients are summed across ranks before every rank takes the same step.
+
+    mpirun -np 4 minibert pretrain ...          # or srun under Slurm
+
+`world()` is the single process when the program was not launched by an MPI launcher, so nothing
+changes for a plain `minibert pretrain`; under a launcher it needs mpi4py (`pip install -e
+".[mpi]"`, which also brings the MPICH library as a wheel).
+
+Gradients move in buckets: the tensors are copied, in parameter order, into contiguous buffers
+of about `BUCKET_BYTES`, each summed with one in-place MPI Allreduce and copied back, so one call
+moves many parameters.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+
+BUCKET_BYTES = 32 << 20
+# Environment variables that MPI launchers (MPICH/Hydra, Open MPI, Slurm's srun) set in each rank.
+LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+MPI_EXTRA = 'pip install -e ".[mpi]"  (mpi4py and the MPICH library from PyPI wheels)'
+
+
+class SingleProcess:
+    """The world of one process: every collective is the identity."""
+    rank, size = 0, 1
+
+    def allreduce_grads(self, grads):
+        return grads
+
+    def sum(self, values):
+        return np.asarray(values)
+
+    def barrier(self):
+        pass
+
+    def abort(self, message, code=2):
+        print(message, file=sys.stderr)
+        sys.exit(code)
+
+
+class MPIWorld:
+    """COMM_WORLD of mpi4py."""
+
+    def __init__(self):
+        from mpi4py import MPI
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+
+    def allreduce_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Sum every gradient across ranks, in place, a bucket of tensors per call."""
+        names = list(grads)
+        start = 0
+        while start < len(names):
+            dtype = grads[names[start]].dtype
+            bucket, size = [], 0
+            while start < len(names) and grads[names[start]].dtype == dtype and (
+                    not bucket or size + grads[names[start]].nbytes <= BUCKET_BYTES):
+                bucket.append(names[start])
+                size += grads[names[start]].nbytes
+                start += 1
+            flat = np.concatenate([grads[n].reshape(-1) for n in bucket])         # contiguous
+            self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+            offset = 0
+            for n in bucket:
+                g = grads[n]
+                g[...] = flat[offset:offset + g.size].reshape(g.shape)
+                offset += g.size
+        return grads
+
+    def sum(self, values):
+        """Sum a small array of numbers (counts, losses) across ranks."""
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.SUM)
+        return values
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def abort(self, message, code=2):
+        """Stop every rank of the job (no hang): the message names this rank."""
+        print(message, file=sys.stderr, flush=True)
+        self.comm.Abort(code)
+
+
+_WORLD = None
+
+
+def launched_by_mpi() -> bool:
+    return any(int(os.environ.get(v, "0") or 0) > 1 for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")) \
+        or int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_PROCID" in os.environ
+
+
+def launch_rank():
+    """This process's rank as the launcher's environment tells it, or None outside MPI."""
+    if not launched_by_mpi():
+        return None
+    for variable in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        if os.environ.get(variable, "").isdigit():
+            return int(os.environ[variable])
+    return None
+
+
+def world():
+    """The MPI world when launched by mpirun / mpiexec / srun with more than one rank, else the
+    single process.  Under a launcher without mpi4py: a clear error saying how to install it."""
+    global _WORLD
+    if _WORLD is None:
+        if launched_by_mpi():
+            if importlib.util.find_spec("mpi4py") is None:
+                raise RuntimeError(f"this program was started by an MPI launcher but mpi4py is not installed: "
+                                   f"{MPI_EXTRA}")
+            _WORLD = MPIWorld()
+        else:
+            _WORLD = SingleProcess()
+    return _WORLD
