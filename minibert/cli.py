@@ -44,7 +44,9 @@ def add_pretrain_parser(sub):
                                    "model with masked LM + next sentence prediction on the shipped King James "
                                    "Bible in about 11 minutes on 2 cores.  Where google-research/bert's "
                                    "create_pretraining_data.py / run_pretraining.py have a flag, it is "
-                                   "accepted under their name too (--num-train-steps, --learning-rate, ...).")
+                                   "accepted under their name too (--num-train-steps, --learning-rate, ...).  "
+                                   "Data-parallel on several processes or machines: mpirun -np N minibert pretrain "
+                                   "... (needs mpi4py and an MPI: pip install -e \".[mpi]\").")
     p.add_argument("--corpus", default=d.corpus, help="corpus file (default: the shipped data/kjv.txt.gz)")
     p.add_argument("--output", default=d.output_dir, help=f"run directory (default: {d.output_dir})")
     p.add_argument("--objective", default=d.objective, choices=list(OBJECTIVES),
@@ -219,6 +221,8 @@ def add_finetune_parser(sub):
     p.add_argument("--output", default=d.output_dir, help=f"output directory (default: {d.output_dir})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"(default: {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum,
+                   help="micro-batches of --batch-size per optimizer step (default: 1)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help=f"peak learning rate (default: {d.learning_rate})")
     p.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per example (default: {d.max_length})")
     p.add_argument("--trainable-layers", type=int, default=None,
@@ -256,7 +260,7 @@ def run_finetune(a) -> int:
             return _error(f"finetune needs {', '.join(missing)} (or --resume --output DIR)")
         args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
                             output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
-                            learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
+                            grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
                             doc_stride=a.doc_stride, seed=a.seed, eval_steps=a.eval_steps,
                             early_stopping_patience=a.early_stopping_patience,
                             overwrite_output_dir=a.overwrite_output_dir)

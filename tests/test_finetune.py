@@ -13,6 +13,7 @@ from helpers import lock_held_by_another_process, one_line_error, tiny_config
 from minibert import BertForQuestionAnswering, BertForSequenceClassification, BertModel
 from minibert.cli import main
 from minibert.data.finetuning import DataError, encode_squad, encode_tags, read_conll, read_squad, read_tsv
+from minibert.files import MetricsLog
 from minibert.tokenization import BertTokenizer
 from minibert.tools.predict import best_span, predict
 from minibert.training.finetune import FinetuneArgs, finetune
@@ -491,3 +492,32 @@ def test_a_run_owns_its_directory(model_dir, tmp_path, capsys):
         assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 2
         one_line_error(capsys, "is in use by another minibert run", f"process {pid}")
     assert cli_finetune(model_dir, "classify", train, train, out, "--epochs", "1") == 0
+
+
+@pytest.mark.parametrize("task", ["classify", "tag"])
+def test_gradient_accumulation_is_one_larger_batch(model_dir, tmp_path, task):
+    """float64: batches of 16 as 4 micro-batches of 4 train the same (mean over examples for
+    classification, over scored tokens for tagging) to 1e-12."""
+    from safetensors.numpy import load_file
+    rng = random.Random(8)
+    if task == "classify":
+        train = write_tsv(tmp_path / "train.tsv", [(" ".join(sentence(rng, n)), n) for n in [0, 1] * 40])
+    else:
+        lines = []
+        for _ in range(80):
+            lines += [f"{w} {'B-NUM' if w in NUMBERS else 'O'}" for w in sentence(rng, rng.random() < 0.7)] + [""]
+        train = tmp_path / "train.conll"
+        train.write_text("\n".join(lines) + "\n")
+    runs = []
+    for batch, accum in ((16, 1), (4, 4)):
+        out = tmp_path / f"{task}-{batch}"
+        finetune(FinetuneArgs(model=str(model_dir), task=task, train_file=str(train), eval_file=str(train),
+                              output_dir=str(out), epochs=2, batch_size=batch, grad_accum=accum,
+                              learning_rate=3e-3, dtype="float64"), progress=False)
+        runs.append(out)
+    losses = [[r["loss"] for r in MetricsLog(run / "metrics.jsonl").records() if r["split"] == "train"] for run in runs]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-12)
+    a, b = (load_file(str(run / "checkpoint-0000010" / "model.safetensors")) for run in runs)
+    for name, w in a.items():
+        bound = 1e-15 if name.endswith("attention.self.key.bias") else 1e-12 * np.abs(w).max()
+        assert np.abs(b[name] - w).max() <= bound, name

@@ -129,9 +129,10 @@ class BertTaskModel(LabelledHead, Module):
         names = self.trainable_names()
         return {k: grads[k] if k in grads else np.zeros_like(self.params[k]) for k in names}
 
-    def backward(self):
-        """Gradients of the last loss for the trainable parameters (all, unless `freeze`d)."""
-        return self._backward(require_loss(self._kept("a forward call with labels")))
+    def backward(self, scale=1.0):
+        """Gradients of the last loss (times `scale`: how a micro-batch weighs its share of a larger
+        batch) for the trainable parameters (all, unless `freeze`d)."""
+        return self._backward(require_loss(self._kept("a forward call with labels")), scale)
 
 
 class BertForSequenceClassification(BertTaskModel):
@@ -150,8 +151,8 @@ class BertForSequenceClassification(BertTaskModel):
                         drop_mask=drop_mask, bert_cache=bert_cache, shape=out.last_hidden_state.shape))
         return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
 
-    def _backward(self, c):
-        dlogits, _ = sequence_loss_backward(1.0, c["loss_cache"])                    # (B, K)
+    def _backward(self, c, scale):
+        dlogits, _ = sequence_loss_backward(scale, c["loss_cache"])                  # (B, K)
         grads = {}
         dh, g = ops.linear_backward(dlogits, c["head_cache"])
         add_grads(grads, "classifier.", g)
@@ -178,8 +179,8 @@ class BertForTokenClassification(BertTaskModel):
                         drop_mask=drop_mask, bert_cache=bert_cache, shape=logits.shape))
         return task_output(loss, out, output_hidden_states, output_attentions, logits=logits)
 
-    def _backward(self, c):
-        dlogits, _ = ops.cross_entropy_backward(1.0, c["loss_cache"])
+    def _backward(self, c, scale):
+        dlogits, _ = ops.cross_entropy_backward(scale, c["loss_cache"])
         grads = {}
         dh, g = ops.linear_backward(dlogits.reshape(c["shape"]), c["head_cache"])   # (B, T, K) -> (B, T, C)
         add_grads(grads, "classifier.", g)
@@ -227,8 +228,8 @@ class BertForQuestionAnswering(BertTaskModel):
         return task_output(loss, out, output_hidden_states, output_attentions, start=start_logits,
                            end=end_logits)
 
-    def _backward(self, c):
-        (d_start, _), (d_end, _) = (ops.cross_entropy_backward(0.5, lc) for lc in c["loss_cache"])
+    def _backward(self, c, scale):
+        (d_start, _), (d_end, _) = (ops.cross_entropy_backward(0.5 * scale, lc) for lc in c["loss_cache"])
         dlogits = np.stack([d_start, d_end], axis=-1)                                 # (B, T, 2)
         grads = {}
         dh, g = ops.linear_backward(dlogits, c["head_cache"])

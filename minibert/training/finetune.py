@@ -33,7 +33,7 @@ from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_finetune_curve
 from .checkpointing import checkpoint_dirs, resume_from, save_checkpoint
-from .loop import TrainingError, draw_curve, printer, progress_bar, train_step
+from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
 from .optim import AdamW, linear_warmup_decay
 from .tasks import TASKS
 
@@ -46,7 +46,9 @@ class FinetuneArgs:
     eval_file: str
     output_dir: str = "runs/finetune"
     epochs: int = 3
-    batch_size: int = 32
+    batch_size: int = 32                       # examples per micro-batch
+    grad_accum: int = 1                        # micro-batches per optimizer step
+    dtype: str = "float32"                     # "float64" to check that splits of a batch agree
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -66,7 +68,9 @@ class FinetuneArgs:
 
     def validate(self):
         """Raise ValueError naming the first impossible setting."""
-        for name in ("epochs", "batch_size", "max_answer_length"):
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        for name in ("epochs", "batch_size", "grad_accum", "max_answer_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -150,7 +154,8 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
     task = TASKS[args.task](args, tokenizer)
     train_features, _ = task.load(args.train_file, fit_labels=True)
     eval_features, eval_extra = task.load(args.eval_file)
-    model = task.model_class.from_pretrained(args.model, seed=args.seed, **task.config_overrides()).train()
+    model = task.model_class.from_pretrained(args.model, seed=args.seed, dtype=np.dtype(args.dtype),
+                                             **task.config_overrides()).train()
     model.config.extra["finetuning_task"] = args.task              # what `minibert predict` reads
     model.tokenizer = tokenizer
     model.freeze(args.trainable_layers)
@@ -160,7 +165,8 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
         write_atomic(out_dir / "args.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
 
-    steps_per_epoch = math.ceil(len(train_features) / args.batch_size)
+    per_step = args.batch_size * args.grad_accum                  # examples in one optimizer step
+    steps_per_epoch = math.ceil(len(train_features) / per_step)
     total = steps_per_epoch * args.epochs
     warmup = int(args.warmup_ratio * total)
     eval_every = args.eval_steps or steps_per_epoch
@@ -189,12 +195,18 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
             step = state["step"]
             epoch, b = divmod(step, steps_per_epoch)
             order = np.random.default_rng([args.seed, epoch]).permutation(len(train_features))
-            batch = task.batch([train_features[i] for i in order[b * args.batch_size:(b + 1) * args.batch_size]])
+            chosen = order[b * per_step:(b + 1) * per_step]
+            micro = [task.batch([train_features[i] for i in chosen[k:k + args.batch_size]])
+                     for k in range(0, len(chosen), args.batch_size)]
+            # each micro-batch weighs its mean loss by its share of the step's scored examples or tokens
+            counts = [task.count(m) for m in micro]
+            weighted = [(m, {"scale": c / max(sum(counts), 1)}) for m, c in zip(micro, counts)]
             lr = linear_warmup_decay(step, args.learning_rate, warmup, total)
-            out, _ = train_step(model, batch, optimizer, lr, args.max_grad_norm, step + 1)
+            grads, outputs = accumulate_gradients(model, weighted, step + 1)
+            optimizer_step(grads, optimizer, lr, args.max_grad_norm, step + 1)
             state["step"] = step = step + 1
             state["epoch"], state["batch_in_epoch"] = divmod(step, steps_per_epoch)
-            state["losses"].append(float(out.loss))
+            state["losses"].append(float(sum(out.loss * w["scale"] for out, (_, w) in zip(outputs, weighted))))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(state['losses'][-20:]):.4f}", lr=f"{lr:.1e}",
                             epoch=f"{step / steps_per_epoch:.2f}")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import signal
 import time
@@ -51,8 +50,8 @@ from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_training_curve
 from .checkpointing import checkpoint_dirs, resume_from, save_checkpoint
 from .distributed import world
-from .loop import TrainingError, draw_curve, printer, progress_bar
-from .optim import AdamW, clip_grad_norm, linear_warmup_decay
+from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
+from .optim import AdamW, linear_warmup_decay
 
 
 # The shipped corpus, found beside the package in a source checkout (`pip install -e .`), and its
@@ -205,29 +204,21 @@ def accumulate_step(model, micro_batches, optimizer, lr, max_grad_norm, step, ra
     counts = np.array([sum(int((m["labels"] != IGNORE_INDEX).sum()) for m in micro_batches),
                        sum(len(m["input_ids"]) for m in micro_batches), float(stop)])
     n_total, b_total, stops = ranks.sum(counts)
-    grads, sums = None, np.zeros(7)                    # mlm loss * n, nsp loss * b, mc, n, nc, b, tokens
+    weighted = []
     for batch in micro_batches:
-        out = model(**batch, predict_masked_only=True)
-        if not math.isfinite(out.loss):
-            raise TrainingError(f"loss is {out.loss} at step {step}: stopped")
+        weights = dict(mlm_scale=int((batch["labels"] != IGNORE_INDEX).sum()) / max(n_total, 1))
+        if "next_sentence_label" in batch:
+            weights["nsp_scale"] = len(batch["input_ids"]) / b_total
+        weighted.append((batch, weights))
+    grads, outputs = accumulate_gradients(model, weighted, step, predict_masked_only=True)
+    sums = np.zeros(7)                                  # mlm loss * n, nsp loss * b, mc, n, nc, b, tokens
+    for batch, out in zip(micro_batches, outputs):
         mc, n, nc, b = batch_metrics(out, batch)
         mlm_loss, nsp_loss = mlm_and_nsp_losses(out)
-        scales = dict(mlm_scale=n / max(n_total, 1))
-        if "next_sentence_label" in batch:
-            scales["nsp_scale"] = len(batch["input_ids"]) / b_total
-        g = model.backward(**scales)
-        if grads is None:
-            grads = g
-        else:
-            for name, value in g.items():
-                grads[name] += value
         sums += (mlm_loss * n, nsp_loss * b, mc, n, nc, b, int(batch["attention_mask"].sum()))
     ranks.allreduce_grads(grads)
     sums = ranks.sum(sums)
-    grad_norm = clip_grad_norm(grads, max_grad_norm)
-    if not math.isfinite(grad_norm):
-        raise TrainingError(f"gradient norm is {grad_norm} at step {step}: stopped")
-    optimizer.step(grads, lr=lr)
+    grad_norm = optimizer_step(grads, optimizer, lr, max_grad_norm, step)
     mlm, nsp = sums[0] / max(n_total, 1), sums[1] / max(sums[5], 1)
     totals = dict(loss=mlm + nsp, mlm=mlm, nsp=nsp, mc=int(sums[2]), n=int(sums[3]), nc=int(sums[4]),
                   b=int(sums[5]), tokens=int(sums[6]))

@@ -50,6 +50,10 @@ class Task:
         """One prediction per example of the batch, from the model's output."""
         raise NotImplementedError
 
+    def count(self, batch) -> int:
+        """What the batch's mean loss averages over: its examples (tagging: its scored tokens)."""
+        return len(batch["input_ids"])
+
     def score(self, features, predictions, extra) -> dict:
         raise NotImplementedError
 
@@ -129,6 +133,9 @@ class TagTask(Task):
 
     def batch(self, features):
         return pad_batch(features, self.tokenizer.pad_token_id)      # per-token labels padded too
+
+    def count(self, batch):
+        return int((batch["labels"] != IGNORE_INDEX).sum())
 
     def predictions(self, out):
         return list(out.logits.argmax(-1))
