@@ -1,4 +1,5 @@
-"""minibert against PyTorch (transformers, eager attention) on the same work, side by side.
+"""minibert against PyTorch (transformers, eager attention) and, for inference, ONNX Runtime with
+its BERT graph fusions, on the same work, side by side.
 
     python scripts/bench_model.py                           # all sizes, batch 8 and 32, seq 128
     python scripts/bench_model.py --sizes tiny mini --batches 8 --repeats 5 --json out.json
@@ -7,7 +8,10 @@
 For each size and batch: identical random weights and inputs; outputs checked equal (float32
 tolerance) before anything is timed; then, interleaving the two implementations, warm-up
 excluded, several repetitions (best and median reported):
-  forward    encoder inference, tokens/s
+  forward    encoder inference, tokens/s; also ONNX Runtime when it is installed (`pip install -e
+             ".[bench]"`): the same transformers weights exported to ONNX and optimised with
+             onnxruntime.transformers.optimizer (model_type bert), the same thread count, outputs
+             checked equal before timing
   train      a full pretraining step — forward, MLM + NSP loss, backward, AdamW update — with the
              MLM vocabulary projection at the masked positions only, on both sides
   train-full (tiny only) PyTorch's default BertForPreTraining step (full-vocabulary projection)
@@ -139,6 +143,58 @@ def _time_warm(fn):
     return _time(fn)
 
 
+def machine_header(rate, threads):
+    """What the numbers depend on: the CPU, the BLAS NumPy uses and its kernel, the GEMM rate."""
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    from threadpoolctl import threadpool_info
+    blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} kernel, {p.get('num_threads')} threads)"
+            for p in threadpool_info() if p.get("user_api") == "blas"]
+    return (f"CPU: {cpu}; NumPy's BLAS: {', '.join(blas) or 'unknown'}; OPENBLAS_CORETYPE="
+            f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\nfloat32 GEMM rate (NumPy, 2048^3): {rate:.0f} GFLOP/s; "
+            f"PyTorch and ONNX Runtime threads: {threads}")
+
+
+def ort_forward(hf, size, batch, inputs, threads, workdir):
+    """An ONNX Runtime session of hf.bert (exported, then optimised with ORT's BERT fusions), or
+    None when onnxruntime is not installed.  Returns a function that runs one forward."""
+    try:
+        import onnxruntime as ort
+        from onnxruntime.transformers import optimizer
+    except ImportError:
+        return None
+    import warnings
+
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    raw, fused = os.path.join(workdir, f"{size}.onnx"), os.path.join(workdir, f"{size}-opt.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Encoder(hf.bert.eval()), tuple(torch.tensor(x) for x in inputs[:3]), raw, input_names=names,
+                          output_names=["last_hidden_state"], dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
+                          opset_version=17, dynamo=False)
+        L, C, H = SIZES[size]
+        optimizer.optimize_model(raw, model_type="bert", num_heads=H, hidden_size=C).save_model_to_file(fused)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(fused, options, providers=["CPUExecutionProvider"])
+    feed = {"input_ids": inputs[0], "attention_mask": inputs[1], "token_type_ids": inputs[2]}
+    return lambda: session.run(None, feed)[0]
+
+
 def check_equal(ours, hf, inputs):
     """The encoder's outputs agree (float32 tolerance) before anything is timed."""
     import torch
@@ -155,7 +211,7 @@ def check_equal(ours, hf, inputs):
     return err
 
 
-def bench_pair(size, batch, repeats):
+def bench_pair(size, batch, repeats, threads=2, workdir="."):
     import torch
 
     from minibert.training.optim import AdamW
@@ -175,6 +231,14 @@ def bench_pair(size, batch, repeats):
         with torch.no_grad():
             hf.bert(t_inputs[0], t_inputs[1], t_inputs[2])
 
+    ort_run = ort_forward(hf, size, batch, inputs, threads, workdir)
+    if ort_run is not None:                                   # checked equal before it is timed
+        with torch.no_grad():
+            ref = hf.bert(t_inputs[0], t_inputs[1], t_inputs[2]).last_hidden_state.numpy()
+        ort_err = np.abs(ort_run() - ref).max() / np.abs(ref).max()
+        if ort_err > 1e-4:
+            raise SystemExit(f"ONNX Runtime's output differs (relative error {ort_err:.2e}): refusing to time it")
+
     ours.train()
     hf.train()
     our_opt = AdamW(ours.params, lr=1e-5)
@@ -186,12 +250,23 @@ def bench_pair(size, batch, repeats):
         work.append(("train-full", lambda: ours_step(ours, our_opt, inputs),
                      lambda: torch_full_step(hf, torch_opt, t_inputs), True))
     for name, mine, theirs, train in work:
+        peer = ort_run if name == "forward" else None
         mine(), theirs()                                          # warm-up
-        ours_t, torch_t = [], []
+        if peer:
+            peer()
+        ours_t, torch_t, ort_t = [], [], []
         for _ in range(repeats):                                  # interleaved
             ours_t.append(_time_warm(mine))
             torch_t.append(_time_warm(theirs))
-        rows.append({"size": size, "batch": batch, "work": name, "check_rel_err": float(err),
+            if peer:
+                ort_t.append(_time_warm(peer))
+        if ort_t:
+            extra = {"ort_tok_s_best": tokens / min(ort_t), "ort_tok_s_median": tokens / statistics.median(ort_t),
+                     "ratio_ort_best": min(ort_t) / min(ours_t),
+                     "ratio_ort_median": statistics.median(ort_t) / statistics.median(ours_t)}
+        else:
+            extra = {}
+        rows.append({**extra, "size": size, "batch": batch, "work": name, "check_rel_err": float(err),
                      "ours_tok_s_best": tokens / min(ours_t), "ours_tok_s_median": tokens / statistics.median(ours_t),
                      "torch_tok_s_best": tokens / min(torch_t), "torch_tok_s_median": tokens / statistics.median(torch_t),
                      "ratio_best": min(torch_t) / min(ours_t),
@@ -255,13 +330,14 @@ def main():
     import torch
     torch.set_num_threads(a.threads)
     rate = gemm_rate()
-    print(f"float32 GEMM rate of this machine (NumPy, 2048^3): {rate:.0f} GFLOP/s; "
-          f"PyTorch threads: {a.threads}; sequence {SEQ}, vocabulary {VOCAB}; "
-          f"minibert on its {'textbook layers' if a.reference else 'fast kernels'}")
+    print(machine_header(rate, a.threads))
+    print(f"sequence {SEQ}, vocabulary {VOCAB}; minibert on its {'textbook layers' if a.reference else 'fast kernels'}")
+    import tempfile
+    workdir = tempfile.mkdtemp(prefix="minibert-bench-")
     rows = []
     for size in a.sizes:
         for batch in a.batches:
-            new = bench_pair(size, batch, a.repeats)
+            new = bench_pair(size, batch, a.repeats, a.threads, workdir)
             if not a.no_memory:
                 mem = {impl: peak_memory_mib(impl, size, batch) for impl in ("ours", "torch")}
                 for r in new:
@@ -281,11 +357,14 @@ HEADER_DONE = []
 def print_row(r, rate):
     if not HEADER_DONE:
         print(f"{'size':<7}{'batch':>5}  {'work':<11}{'minibert tok/s':>15}{'torch tok/s':>13}"
-              f"{'ratio best':>11}{'median':>8}{'GFLOP/s ours':>13}{'% GEMM':>8}{'peak MiB ours/torch':>21}")
+              f"{'ratio best':>11}{'median':>8}{'ORT tok/s':>11}{'vs ORT':>8}{'median':>8}"
+              f"{'GFLOP/s ours':>13}{'% GEMM':>8}{'peak MiB ours/torch':>21}")
         HEADER_DONE.append(True)
     mem = f"{r['ours_peak_mib']:.0f}/{r['torch_peak_mib']:.0f}" if "ours_peak_mib" in r else "-"
+    ort = (f"{r['ort_tok_s_best']:>11,.0f}{r['ratio_ort_best']:>8.2f}{r['ratio_ort_median']:>8.2f}"
+           if "ort_tok_s_best" in r else f"{'-':>11}{'-':>8}{'-':>8}")
     print(f"{r['size']:<7}{r['batch']:>5}  {r['work']:<11}{r['ours_tok_s_best']:>15,.0f}{r['torch_tok_s_best']:>13,.0f}"
-          f"{r['ratio_best']:>11.2f}{r['ratio_median']:>8.2f}{r['ours_gflops']:>13.0f}"
+          f"{r['ratio_best']:>11.2f}{r['ratio_median']:>8.2f}{ort}{r['ours_gflops']:>13.0f}"
           f"{100 * r['ours_gflops'] / rate:>7.0f}%{mem:>21}")
 
 
