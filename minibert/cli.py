@@ -47,7 +47,9 @@ def add_pretrain_parser(sub):
                                    "accepted under their name too (--num-train-steps, --learning-rate, ...).  "
                                    "Data-parallel on several processes or machines: mpirun -np N minibert pretrain "
                                    "... (needs mpi4py and an MPI: pip install -e \".[mpi]\").")
-    p.add_argument("--corpus", default=d.corpus, help="corpus file (default: the shipped data/kjv.txt.gz)")
+    p.add_argument("--corpus", default=d.corpus,
+                   help="a corpus file, a directory of .txt/.txt.gz files, a glob pattern, or a comma-separated "
+                        "list of them (default: the shipped data/kjv.txt.gz)")
     p.add_argument("--output", default=d.output_dir, help=f"run directory (default: {d.output_dir})")
     p.add_argument("--objective", default=d.objective, choices=list(OBJECTIVES),
                    help="mlm+nsp: BERT's sentence pairs (BertForPreTraining); mlm: masked LM alone on "

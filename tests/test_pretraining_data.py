@@ -238,3 +238,23 @@ def test_full_sentence_packs_for_mlm_alone(corpus):
     assert lengths.mean() > 1.3 * (sentence_mean + 2)             # packed, not one sentence each
     batch = collate(examples[:4])
     assert "next_sentence_label" not in batch
+
+
+def test_a_corpus_of_many_files(tmp_path):
+    """A file, a directory, a glob or a comma list of them: documents in file order."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a one.\na two.\n\na three.\n")
+    (tmp_path / "d" / "b.txt").write_text("b one.\n")                     # its end closes its document
+    import gzip
+    with gzip.open(tmp_path / "d" / "c.txt.gz", "wt") as f:
+        f.write("c one.\nc two.\n")
+    (tmp_path / "d" / "notes.md").write_text("not a corpus\n")
+    docs = read_documents(tmp_path / "d")
+    assert docs == [["a one.", "a two."], ["a three."], ["b one."], ["c one.", "c two."]]
+    assert read_documents(str(tmp_path / "d" / "*.txt")) == docs[:3]
+    assert read_documents(f"{tmp_path / 'd' / 'b.txt'},{tmp_path / 'd' / 'a.txt'}") == [docs[2], *docs[:2]]
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        read_documents(str(tmp_path / "*.none"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no .txt or .txt.gz file"):
+        read_documents(tmp_path / "empty")

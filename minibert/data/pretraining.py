@@ -28,6 +28,7 @@ epoch (dynamic masking, as RoBERTa): `PretrainingData.epoch(e)` returns epoch e'
 
 from __future__ import annotations
 
+import glob
 import gzip
 import random
 from dataclasses import dataclass
@@ -42,11 +43,48 @@ OBJECTIVES = ("mlm+nsp", "mlm")      # BERT's two tasks, or masked LM alone (RoB
 
 # ---- the corpus ---------------------------------------------------------------------------
 
-def read_documents(path) -> list[list[str]]:
-    """A text file (optionally .gz) in BERT's format -> documents, each a list of sentences."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"corpus not found: {path}")
+def corpus_files(spec) -> list[Path]:
+    """The files of a corpus given as a file, a directory (its *.txt and *.txt.gz, sorted), a glob
+    pattern, or a comma-separated list of these (google-research/bert's --input_file)."""
+    files = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        path = Path(part)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith((".txt", ".txt.gz")))
+            if not found:
+                raise FileNotFoundError(f"corpus directory {path} holds no .txt or .txt.gz file")
+            files.extend(found)
+        elif any(ch in part for ch in "*?["):
+            found = sorted(Path(p) for p in glob.glob(part, recursive=True) if Path(p).is_file())
+            if not found:
+                raise FileNotFoundError(f"corpus pattern {part} matches no file")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"corpus not found: {path}")
+    if not files:
+        raise FileNotFoundError(f"no corpus given: {spec!r}")
+    return files
+
+
+def read_documents(spec) -> list[list[str]]:
+    """A corpus in BERT's format (see `corpus_files` for how it may be given; .gz files are read
+    compressed) -> documents, each a list of sentences.  Each file's documents follow the previous
+    file's: a file's end closes its last document."""
+    documents = []
+    for path in corpus_files(spec):
+        documents.extend(_read_file_documents(path))
+    if not documents:
+        raise ValueError(f"corpus {spec} is empty: expected one sentence a line, a blank line "
+                         f"between documents")
+    return documents
+
+
+def _read_file_documents(path: Path) -> list[list[str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as f:
@@ -63,9 +101,6 @@ def read_documents(path) -> list[list[str]]:
             current = []
     if current:
         documents.append(current)
-    if not documents:
-        raise ValueError(f"corpus {path} is empty: expected one sentence a line, a blank line "
-                         f"between documents")
     return documents
 
 
