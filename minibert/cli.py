@@ -62,6 +62,9 @@ def add_pretrain_parser(sub):
                       help=f"named model size (default: {d.model_size})")
     size.add_argument("--config", help="a config.json for the model instead of a named size")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help=f"WordPiece vocabulary (default: {d.vocab_size})")
+    p.add_argument("--cache-dir", default=None,
+                   help="where the tokenized corpus is kept, memory-mapped, for the next run "
+                        "(default: $MINIBERT_CACHE or ~/.cache/minibert)")
     p.add_argument("--tokenizer", default=None,
                    help="a directory with tokenizer.json or vocab.txt (or a vocab.txt) to use instead of training "
                         "a vocabulary (default: the shipped corpus' own data/kjv-vocab.txt, else trained)")
@@ -121,7 +124,7 @@ def run_pretrain(a) -> int:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, objective=a.objective, init_from=a.init_from,
                             model_size=a.model_size, config_file=a.config, vocab_size=a.vocab_size,
                             tokenizer=a.tokenizer, max_seq_length=a.max_seq_length, batch_size=a.batch_size,
-                            grad_accum=a.grad_accum, dtype=a.dtype,
+                            grad_accum=a.grad_accum, dtype=a.dtype, cache_dir=a.cache_dir,
                             learning_rate=a.lr, warmup_steps=a.warmup_steps, seed=a.seed, dropout=a.dropout,
                             eval_every=a.eval_every, save_every=a.save_every, masked_lm_prob=a.masked_lm_prob,
                             max_predictions_per_seq=a.max_predictions_per_seq, short_seq_prob=a.short_seq_prob,

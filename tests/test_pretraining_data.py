@@ -258,3 +258,40 @@ def test_a_corpus_of_many_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no .txt or .txt.gz file"):
         read_documents(tmp_path / "empty")
+
+
+def test_the_token_cache(tmp_path, corpus):
+    """Tokenized once into memory-mapped files: the same documents as tokenizing in memory; a
+    second open reads the cache without tokenizing; a changed file gets a new cache."""
+    from minibert.data.pretraining import read_file_documents
+    from minibert.data.token_cache import TokenizedCorpus
+    _, _, tok = corpus
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("In the beginning God created.\nAnd the earth.\n\n\u0301\n\nLet there be light.\n")
+    (tmp_path / "c" / "b.txt").write_text("And there was light.\n")
+    files = corpus_files_of(tmp_path / "c")
+    built = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
+    text = read_documents(tmp_path / "c")
+    assert len(built) == len(text) == 4 and isinstance(built.ids, np.memmap)
+    expected = tokenize_documents(text, tok)                 # drops the document that tokenizes to nothing
+    assert [built[i] for i in range(4) if built[i]] == expected and built[1] == []   # the lone accent
+    counts = built.token_counts([0, 2, 3], tok.vocab_size)
+    assert counts.sum() == sum(len(s) for d in expected for s in d)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tokenized again")
+    original = tok.encode_batch_ids
+    tok.encode_batch_ids = refuse
+    try:
+        again = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
+        assert again.directory == built.directory and again[3] == built[3]
+    finally:
+        tok.encode_batch_ids = original
+    (tmp_path / "c" / "b.txt").write_text("And there was light, and it was good.\n")
+    changed = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
+    assert changed.directory != built.directory and changed[3] != built[3]
+
+
+def corpus_files_of(path):
+    from minibert.data.pretraining import corpus_files
+    return corpus_files(path)

@@ -621,3 +621,17 @@ def test_a_failing_rank_stops_the_whole_job(small_corpus, small_tokenizer, model
     assert "minibert: error (rank 1): RuntimeError: planted failure; stopping every rank" in done.stderr
     assert checkpoint_dirs(out)[-1].name == "checkpoint-0000004"
     BertForPreTraining.from_pretrained(checkpoint_dirs(out)[-1])
+
+
+def test_a_second_run_reads_the_token_cache(small_corpus, small_tokenizer, model_config, tmp_path, monkeypatch):
+    """The corpus is tokenized once (into --cache-dir); the next run on it memory-maps that."""
+    from minibert.tokenization import BertTokenizer
+    kw = dict(tokenizer=str(small_tokenizer), max_steps=2, cache_dir=str(tmp_path / "cache"))
+    pretrain(args_for(small_corpus, model_config, tmp_path / "first", **kw), progress=False)
+    assert len(list((tmp_path / "cache" / "").iterdir())) == 1
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the corpus was tokenized again")
+    monkeypatch.setattr(BertTokenizer, "encode_batch_ids", refuse)
+    pretrain(args_for(small_corpus, model_config, tmp_path / "second", **kw), progress=False)
+    assert losses(tmp_path / "first") == losses(tmp_path / "second")

@@ -71,6 +71,11 @@ def corpus_files(spec) -> list[Path]:
     return files
 
 
+def read_file_documents(path) -> list[list[str]]:
+    """One corpus file's documents (what `read_documents` does for each file)."""
+    return _read_file_documents(Path(path))
+
+
 def read_documents(spec) -> list[list[str]]:
     """A corpus in BERT's format (see `corpus_files` for how it may be given; .gz files are read
     compressed) -> documents, each a list of sentences.  Each file's documents follow the previous
@@ -117,24 +122,43 @@ def tokenize_documents(documents, tokenizer) -> list[list[list[int]]]:
     return out
 
 
-def split_documents(documents, eval_fraction, seed, min_documents=2):
-    """Hold out a random `eval_fraction` of whole documents for evaluation: at least
-    `min_documents` (2 for next-sentence prediction, which needs another document; 1 for MLM alone)
-    and as many left to train on."""
-    if len(documents) < min_documents:
-        raise ValueError(f"the corpus has {len(documents)} document: next-sentence prediction needs "
+def split_indices(n_documents, eval_fraction, seed, min_documents=2):
+    """Which of n documents train and which are held out (a random `eval_fraction` of them, at
+    least `min_documents`: 2 for next-sentence prediction, which needs another document; 1 for
+    MLM alone; and as many left to train on).  Both lists in corpus order."""
+    if n_documents < min_documents:
+        raise ValueError(f"the corpus has {n_documents} document: next-sentence prediction needs "
                          f"at least two (separate documents with a blank line)")
     if eval_fraction <= 0:
-        return documents, []
-    order = list(range(len(documents)))
+        return list(range(n_documents)), []
+    order = list(range(n_documents))
     random.Random(seed).shuffle(order)
-    n_eval = max(min_documents, int(round(len(documents) * eval_fraction)))
-    if len(documents) - n_eval < min_documents:
-        raise ValueError(f"the corpus has {len(documents)} document(s): too few to hold out {n_eval} "
+    n_eval = max(min_documents, int(round(n_documents * eval_fraction)))
+    if n_documents - n_eval < min_documents:
+        raise ValueError(f"the corpus has {n_documents} document(s): too few to hold out {n_eval} "
                          f"for evaluation and keep {min_documents} for training")
     held = set(order[:n_eval])
-    return ([d for i, d in enumerate(documents) if i not in held],
-            [d for i, d in enumerate(documents) if i in held])
+    return [i for i in range(n_documents) if i not in held], sorted(held)
+
+
+def split_documents(documents, eval_fraction, seed, min_documents=2):
+    """`split_indices` applied to a list of documents: (training documents, held-out ones)."""
+    train, held = split_indices(len(documents), eval_fraction, seed, min_documents)
+    return [documents[i] for i in train], [documents[i] for i in held]
+
+
+class DocumentView:
+    """Some documents of a corpus, in a given order, read only when asked for (the corpus may be
+    the memory-mapped token cache)."""
+
+    def __init__(self, documents, indices):
+        self.documents, self.indices = documents, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.documents[self.indices[i]]
 
 
 # ---- one example --------------------------------------------------------------------------
@@ -352,7 +376,7 @@ class PretrainingData:
         rng = random.Random(f"{self.seed}-{key}")
         docs_rng_order = list(range(len(self.documents)))
         rng.shuffle(docs_rng_order)                     # documents shuffled (appendix A.2)
-        docs = [self.documents[i] for i in docs_rng_order]
+        docs = DocumentView(self.documents, docs_rng_order)
         create = create_examples if self.objective == "mlm+nsp" else create_full_sentence_examples
         examples = create(docs, self.vocab, rng, **self.example_kwargs)
         for ex in examples:                              # report indices in the corpus' own order

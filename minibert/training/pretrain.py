@@ -32,15 +32,15 @@ import json
 import os
 import signal
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import BertConfig
-from ..data.pretraining import (OBJECTIVES, PretrainingData, Vocab, collate, read_documents, split_documents,
-                                tokenize_documents)
+from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Vocab, collate, corpus_files,
+                                read_documents, read_file_documents, split_indices)
+from ..data.token_cache import TokenizedCorpus
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert import BertForMaskedLM, BertForPreTraining
@@ -79,6 +79,8 @@ class PretrainArgs:
     grad_accum: int = 1                        # micro-batches per optimizer step (global batch =
                                                # batch_size x grad_accum x MPI ranks)
     dtype: str = "float32"                     # "float64" to check that splits of a batch agree
+    cache_dir: str | None = None               # where tokenized corpora are kept (default: $MINIBERT_CACHE
+                                               # or ~/.cache/minibert)
     max_steps: int = 4400
     learning_rate: float = 1e-3
     warmup_steps: int = 150
@@ -333,6 +335,14 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         return _pretrain(args, run_dir, resume, printer(progress), progress, on_step, ranks)
 
 
+def _split(args, n_documents, nsp):
+    """The held-out split by document index (corpus order), as a clear error when impossible."""
+    if nsp and n_documents < 2:
+        raise TrainingError(f"corpus {args.corpus} has a single document: next-sentence prediction "
+                            f"needs at least two (separate documents with a blank line; or --objective mlm)")
+    return split_indices(n_documents, args.eval_fraction, args.seed, min_documents=2 if nsp else 1)
+
+
 def load_tokenizer(path) -> BertTokenizer:
     """A tokenizer directory (tokenizer.json or vocab.txt), or a vocab.txt file itself."""
     return BertTokenizer.from_vocab(path) if Path(path).is_file() else BertTokenizer.from_pretrained(path)
@@ -346,17 +356,14 @@ def uses_shipped_vocab(args: PretrainArgs) -> bool:
 
 def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step, ranks) -> RunResult:
 
-    # -- data: documents, tokenizer, held-out split, examples
+    # -- data: the corpus's files, the tokenizer, the token cache, the held-out split, examples
     nsp = args.objective == "mlm+nsp"
-    documents = read_documents(args.corpus)
-    if nsp and len(documents) < 2:
-        raise TrainingError(f"corpus {args.corpus} has a single document: next-sentence prediction "
-                            f"needs at least two (separate documents with a blank line; or --objective mlm)")
-    train_docs, eval_docs = split_documents(documents, args.eval_fraction, args.seed, min_documents=2 if nsp else 1)
+    files = corpus_files(args.corpus)
     checkpoints = checkpoint_dirs(run_dir) if resume else []
     tokenizer_dir = run_dir / "tokenizer"
+    texts = None                                            # the documents' text, read only to train a vocabulary
     if ranks.rank != 0:
-        ranks.barrier()                                     # rank 0 has saved the run's tokenizer
+        ranks.barrier()                                     # rank 0 has saved the tokenizer and the cache
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
     elif resume and tokenizer_dir.is_dir():
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
@@ -370,32 +377,37 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     else:
         # The `tokenizers` trainer breaks ties by hash-map order, so two trainings on the same text
         # can differ (huggingface/tokenizers#1794): the run keeps its own and resume reuses it.
+        texts = read_documents(args.corpus)
+        train_idx, _ = _split(args, len(texts), nsp)
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
-        tokenizer = BertTokenizer.train_from_texts([s for d in train_docs for s in d], args.vocab_size,
+        tokenizer = BertTokenizer.train_from_texts([s for i in train_idx for s in texts[i]], args.vocab_size,
                                                    show_progress=False)
+    corpus = TokenizedCorpus.build_or_open(files, tokenizer, args.cache_dir, read_file_documents, log)
     if ranks.rank == 0:
         if not resume or not tokenizer_dir.is_dir():
             tokenizer.save_pretrained(tokenizer_dir)
         ranks.barrier()
+    train_idx, eval_idx = _split(args, len(corpus), nsp)
+    nonempty = np.diff(corpus.documents) > 0               # a document that tokenizes to nothing is left out
+    train_docs = DocumentView(corpus, [i for i in train_idx if nonempty[i]])
+    eval_docs = DocumentView(corpus, [i for i in eval_idx if nonempty[i]])
     vocab = Vocab.from_tokenizer(tokenizer)
-    train_ids = tokenize_documents(train_docs, tokenizer)
     example_kwargs = dict(max_seq_length=args.max_seq_length, short_seq_prob=args.short_seq_prob,
                           masked_lm_prob=args.masked_lm_prob,
                           max_predictions_per_seq=args.max_predictions_per_seq,
                           whole_word_mask=args.whole_word_mask)
-    train_data = PretrainingData(train_ids, vocab, seed=args.seed, dynamic=args.dynamic_masking,
+    train_data = PretrainingData(train_docs, vocab, seed=args.seed, dynamic=args.dynamic_masking,
                                  dupe_factor=args.dupe_factor, objective=args.objective, **example_kwargs)
     eval_examples = []
-    if eval_docs:
-        eval_examples = PretrainingData(tokenize_documents(eval_docs, tokenizer), vocab,
-                                        seed=args.seed + 1, dynamic=False, objective=args.objective,
+    if len(eval_docs):
+        eval_examples = PretrainingData(eval_docs, vocab, seed=args.seed + 1, dynamic=False, objective=args.objective,
                                         **example_kwargs).epoch(0)[:args.max_eval_examples]
     # the most-frequent-token baseline: always predict the commonest token of the training text
-    counts = Counter(t for d in train_ids for s in d for t in s)
-    if not set(counts) - set(vocab.special_ids):
+    counts = corpus.token_counts(train_docs.indices, tokenizer.vocab_size)
+    if not set(np.flatnonzero(counts).tolist()) - set(vocab.special_ids):
         raise TrainingError(f"corpus {args.corpus} has no words to learn: every token of its training part is "
                             f"a special token such as [CLS] or [MASK], which are never masked")
-    baseline_id = counts.most_common(1)[0][0]
+    baseline_id = int(np.argmax(counts))
 
     # -- model, optimizer, and where we are
     model, new_head = build_model(args, tokenizer, log)
@@ -408,8 +420,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         # log p(token) of the training text (add-one smoothed): the model starts where a
         # unigram model ends, instead of first learning the frequencies through its hidden state
         freq = np.ones(config.vocab_size)
-        for token, n in counts.items():
-            freq[token] += n
+        freq[:len(counts)] += counts
         model.params["cls.predictions.bias"][...] = np.log(freq / freq.sum())
     model.tokenizer = tokenizer
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
@@ -431,7 +442,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         metrics.truncate(0)
     log(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, {model.num_parameters():,} parameters; "
-        f"{len(train_docs)} training documents, {len(eval_docs)} held out; objective {args.objective}")
+        f"{len(train_idx)} training documents, {len(eval_idx)} held out; objective {args.objective}")
     per_step = args.batch_size * args.grad_accum * ranks.size          # examples in one optimizer step
     if args.grad_accum > 1 or ranks.size > 1:
         log(f"{ranks.size} process(es) x {args.grad_accum} micro-batch(es) of {args.batch_size}: "
