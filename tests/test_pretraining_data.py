@@ -25,7 +25,7 @@ def corpus():
 @pytest.fixture(scope="module")
 def examples(corpus):
     docs, vocab, _ = corpus
-    return PretrainingData(docs, vocab, seed=0, max_seq_length=MAX_LEN).epoch(0)
+    return list(PretrainingData(docs, vocab, seed=0, max_seq_length=MAX_LEN).epoch(0))
 
 
 def test_there_are_thousands(examples):
@@ -123,9 +123,10 @@ def test_same_seed_same_examples_and_dynamic_masks(corpus):
     docs, vocab, _ = corpus
     a = PretrainingData(docs[:60], vocab, seed=5, max_seq_length=MAX_LEN)
     b = PretrainingData(docs[:60], vocab, seed=5, max_seq_length=MAX_LEN)
-    assert a.epoch(0) == b.epoch(0) and a.epoch(1) == b.epoch(1)
-    assert a.epoch(0) != a.epoch(1)                                  # dynamic: new masks each epoch
-    assert a.epoch(0) != PretrainingData(docs[:60], vocab, seed=6, max_seq_length=MAX_LEN).epoch(0)
+    epoch = lambda data, e: list(data.epoch(e))                      # noqa: E731  (read from the store)
+    assert epoch(a, 0) == epoch(b, 0) and epoch(a, 1) == epoch(b, 1)
+    assert epoch(a, 0) != epoch(a, 1)                                # dynamic: new masks each epoch
+    assert epoch(a, 0) != epoch(PretrainingData(docs[:60], vocab, seed=6, max_seq_length=MAX_LEN), 0)
     static = PretrainingData(docs[:60], vocab, seed=5, dynamic=False, dupe_factor=2, max_seq_length=MAX_LEN)
     e0, e1 = static.epoch(0), static.epoch(1)
     key = lambda ex: (tuple(ex.input_ids), tuple(ex.labels))  # noqa: E731
@@ -295,3 +296,30 @@ def test_the_token_cache(tmp_path, corpus):
 def corpus_files_of(path):
     from minibert.data.pretraining import corpus_files
     return corpus_files(path)
+
+
+def test_an_epoch_lives_on_disk(corpus):
+    """An epoch's examples are written once to files and read back a batch at a time; the store's
+    directory goes when the epoch is dropped; the shuffled order is the one shuffling the examples
+    themselves gives."""
+    import gc
+
+    from minibert.data.example_store import ExampleSequence, ExampleStore
+    from minibert.data.pretraining import Example
+    docs, vocab, _ = corpus
+    epoch = PretrainingData(docs[:30], vocab, seed=3, max_seq_length=MAX_LEN).epoch(0)
+    directory = epoch.stores[0].directory
+    assert (directory / "input_ids.bin").stat().st_size == 4 * sum(len(ex.input_ids) for ex in epoch)
+    assert epoch[10:12] == [epoch[10], epoch[11]]
+    del epoch
+    gc.collect()
+    assert not directory.exists()
+    store = ExampleStore()
+    made = [Example([2, i, 3], [0, 0, 0], [-100, i, -100], i % 2, i, -1) for i in range(20)]
+    for ex in made:
+        store.append(ex)
+    order = list(range(20))
+    random.Random(7).shuffle(order)
+    shuffled = list(made)
+    random.Random(7).shuffle(shuffled)
+    assert list(ExampleSequence([store.close()], order)) == shuffled

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..layers.cross_entropy import IGNORE_INDEX
 from .batching import pad_batch
+from .example_store import ExampleSequence, ExampleStore
 
 OBJECTIVES = ("mlm+nsp", "mlm")      # BERT's two tasks, or masked LM alone (RoBERTa, transformers' run_mlm)
 
@@ -300,29 +301,33 @@ def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_leng
     return examples
 
 
-def create_examples(documents, vocab, rng, **kwargs):
-    """One pass over every document in order, then shuffled."""
-    examples = []
+def create_examples(documents, vocab, rng, store_dir=None, **kwargs):
+    """One pass over every document in order, written to an on-disk store, then shuffled."""
+    store = ExampleStore(store_dir)
     for doc_index in range(len(documents)):
-        examples.extend(create_examples_from_document(documents, doc_index, vocab, rng, **kwargs))
-    rng.shuffle(examples)
-    return examples
+        for ex in create_examples_from_document(documents, doc_index, vocab, rng, **kwargs):
+            store.append(ex)
+    order = list(range(len(store)))
+    rng.shuffle(order)                  # the permutation shuffling the examples themselves would make
+    return ExampleSequence([store.close()], order)
 
 
 def create_full_sentence_examples(documents, vocab, rng, max_seq_length=128, masked_lm_prob=0.15,
-                                  max_predictions_per_seq=20, whole_word_mask=False, short_seq_prob=None):
+                                  max_predictions_per_seq=20, whole_word_mask=False, short_seq_prob=None,
+                                  store_dir=None):
     """Masked-LM-only examples, RoBERTa's FULL-SENTENCES (Liu et al. 2019, section 4.2): whole
     sentences packed in order up to `max_seq_length - 2` tokens, [CLS] ... [SEP], one segment; a
     pack crosses into the next document with a [SEP] between the two.  A sentence longer than a
     whole pack is cut to fit.  (`short_seq_prob` belongs to the MLM + NSP recipe; unused here.)
     Shuffled, then masked as `mask_tokens`."""
     room = max_seq_length - 2
-    packs, tokens, first_doc = [], [], 0
+    packs = ExampleStore(store_dir)                      # the packs' tokens, before masking
+    tokens, first_doc = [], 0
 
     def close():
         nonlocal tokens
         if tokens:
-            packs.append((tokens, first_doc))
+            packs.append(Example(tokens, [], [], -1, first_doc, -1))
         tokens = []
 
     for doc_index, document in enumerate(documents):
@@ -340,13 +345,16 @@ def create_full_sentence_examples(documents, vocab, rng, max_seq_length=128, mas
                 boundary = False
             tokens.extend(sentence)
     close()
-    rng.shuffle(packs)
-    examples = []
-    for pack, doc_index in packs:
-        ids = [vocab.cls_id] + pack + [vocab.sep_id]
+    packs.close()
+    order = list(range(len(packs)))
+    rng.shuffle(order)
+    store = ExampleStore(store_dir)
+    for i in order:                                      # masked in the shuffled order
+        pack = packs.example(i)
+        ids = [vocab.cls_id] + pack.input_ids + [vocab.sep_id]
         masked, labels = mask_tokens(ids, vocab, rng, masked_lm_prob, max_predictions_per_seq, whole_word_mask)
-        examples.append(Example(masked, [0] * len(ids), labels, -1, doc_index, -1))
-    return examples
+        store.append(Example(masked, [0] * len(ids), labels, -1, pack.document_index, -1))
+    return ExampleSequence([store.close()])
 
 
 # ---- epochs and batches -------------------------------------------------------------------
@@ -379,20 +387,22 @@ class PretrainingData:
         docs = DocumentView(self.documents, docs_rng_order)
         create = create_examples if self.objective == "mlm+nsp" else create_full_sentence_examples
         examples = create(docs, self.vocab, rng, **self.example_kwargs)
-        for ex in examples:                              # report indices in the corpus' own order
-            ex.document_index = docs_rng_order[ex.document_index]
-            if ex.random_document_index >= 0:
-                ex.random_document_index = docs_rng_order[ex.random_document_index]
-        return examples
+        # report document indices in the corpus' own order
+        return ExampleSequence(examples.stores, examples.order, [docs_rng_order])
 
-    def epoch(self, e: int) -> list[Example]:
+    def epoch(self, e: int) -> ExampleSequence:
+        """Epoch e's examples, in order: a sequence read from disk a batch at a time."""
         if self.dynamic:
             return self._draw(f"epoch{e}")
         if self._static is None:
-            self._static = [ex for d in range(self.dupe_factor) for ex in self._draw(f"dupe{d}")]
-        examples = list(self._static)
-        random.Random(f"{self.seed}-order{e}").shuffle(examples)
-        return examples
+            drawn = [self._draw(f"dupe{d}") for d in range(self.dupe_factor)]
+            stores = [s for x in drawn for s in x.stores]
+            offsets = np.cumsum([0] + [len(x) for x in drawn])
+            order = [int(offsets[k]) + j for k, x in enumerate(drawn) for j in x.order]
+            self._static = ExampleSequence(stores, order, [x.document_ids[0] for x in drawn])
+        order = list(range(len(self._static)))
+        random.Random(f"{self.seed}-order{e}").shuffle(order)
+        return self._static.reordered(order)
 
 
 def collate(examples, pad_id=0):
