@@ -16,9 +16,20 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+@dataclass
+class Example:
+    input_ids: list[int]          # [CLS] A [SEP] B [SEP], after masking
+    token_type_ids: list[int]
+    labels: list[int]             # the original id at predicted positions, IGNORE_INDEX elsewhere
+    next_sentence_label: int      # 0: B follows A, 1: B is random, -1: no B (MLM-only examples)
+    document_index: int           # where A came from
+    random_document_index: int    # where a random B came from (-1 for IsNext)
 
 
 class RaggedStore:
@@ -76,7 +87,6 @@ class ExampleStore:
         return len(self.input_ids)
 
     def example(self, i):
-        from .pretraining import Example
         nsl, doc, other = (int(v) for v in self.small[i])
         return Example(self.input_ids[i], self.token_type_ids[i], self.labels[i], nsl, doc, other)
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..layers.cross_entropy import IGNORE_INDEX
 from .batching import pad_batch
-from .example_store import ExampleSequence, ExampleStore
+from .example_store import Example, ExampleSequence, ExampleStore
 
 OBJECTIVES = ("mlm+nsp", "mlm")      # BERT's two tasks, or masked LM alone (RoBERTa, transformers' run_mlm)
 
@@ -163,16 +163,6 @@ class DocumentView:
 
 
 # ---- one example --------------------------------------------------------------------------
-
-@dataclass
-class Example:
-    input_ids: list[int]          # [CLS] A [SEP] B [SEP], after masking
-    token_type_ids: list[int]
-    labels: list[int]             # the original id at predicted positions, IGNORE_INDEX elsewhere
-    next_sentence_label: int      # 0: B follows A, 1: B is random, -1: no B (MLM-only examples)
-    document_index: int           # where A came from
-    random_document_index: int    # where a random B came from (-1 for IsNext)
-
 
 @dataclass
 class Vocab:
