@@ -323,3 +323,12 @@ def test_an_epoch_lives_on_disk(corpus):
     shuffled = list(made)
     random.Random(7).shuffle(shuffled)
     assert list(ExampleSequence([store.close()], order)) == shuffled
+
+
+def test_a_vocabulary_trains_on_the_first_part_of_a_large_corpus(tmp_path):
+    from minibert.training.pretrain import training_text
+    (tmp_path / "c.txt").write_text("".join(f"sentence {i} of document {i}.\n\n" for i in range(100)))
+    everything = training_text([tmp_path / "c.txt"], range(0, 100, 2))
+    assert len(everything) == 50 and everything[1] == "sentence 2 of document 2."
+    assert training_text([tmp_path / "c.txt"], range(100), limit=100) == everything[:1] + \
+        ["sentence 1 of document 1.", "sentence 2 of document 2.", "sentence 3 of document 3."]

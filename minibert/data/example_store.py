@@ -3,7 +3,7 @@ read back memory-mapped, a batch at a time, in any order.
 
     store = ExampleStore()                      # files in a temporary directory, removed with it
     store.append(example)                       # ... as they are made
-    view = ExampleSequence(store, order)        # examples[order[0]], examples[order[1]], ...
+    view = ExampleSequence([store.close()], order)   # examples[order[0]], examples[order[1]], ...
     view[64:128]                                # a batch: a list of Example
 
 The order of a shuffled epoch is a shuffled list of indices: `random.shuffle` permutes a list by

@@ -72,41 +72,35 @@ def corpus_files(spec) -> list[Path]:
     return files
 
 
-def read_file_documents(path) -> list[list[str]]:
-    """One corpus file's documents (what `read_documents` does for each file)."""
-    return _read_file_documents(Path(path))
+def read_file_documents(path):
+    """One corpus file's documents, yielded one at a time as the file is read (lists of sentences;
+    a file's end closes its last document)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    current = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for raw in f:
+                for line in raw.splitlines() or [""]:         # as str.splitlines splits the whole text
+                    line = line.strip()
+                    if line:
+                        current.append(line)
+                    elif current:
+                        yield current
+                        current = []
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise ValueError(f"corpus {path} could not be read as UTF-8 text ({e})") from None
+    if current:
+        yield current
 
 
 def read_documents(spec) -> list[list[str]]:
     """A corpus in BERT's format (see `corpus_files` for how it may be given; .gz files are read
-    compressed) -> documents, each a list of sentences.  Each file's documents follow the previous
-    file's: a file's end closes its last document."""
-    documents = []
-    for path in corpus_files(spec):
-        documents.extend(_read_file_documents(path))
+    compressed) -> documents, each a list of sentences, file after file."""
+    documents = [doc for path in corpus_files(spec) for doc in read_file_documents(path)]
     if not documents:
         raise ValueError(f"corpus {spec} is empty: expected one sentence a line, a blank line "
                          f"between documents")
-    return documents
-
-
-def _read_file_documents(path: Path) -> list[list[str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise ValueError(f"corpus {path} could not be read as UTF-8 text ({e})") from None
-    documents, current = [], []
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            current.append(line)
-        elif current:
-            documents.append(current)
-            current = []
-    if current:
-        documents.append(current)
     return documents
 
 

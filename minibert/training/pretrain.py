@@ -39,7 +39,7 @@ import numpy as np
 
 from ..config import BertConfig
 from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Vocab, collate, corpus_files,
-                                read_documents, read_file_documents, split_indices)
+                                read_file_documents, split_indices)
 from ..data.token_cache import TokenizedCorpus
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
@@ -335,8 +335,29 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         return _pretrain(args, run_dir, resume, printer(progress), progress, on_step, ranks)
 
 
+VOCAB_SAMPLE_CHARS = 200_000_000       # a vocabulary is trained on at most this much of the training text
+
+
+def training_text(files, train_indices, limit=VOCAB_SAMPLE_CHARS) -> list[str]:
+    """The training documents' sentences, read file by file, up to `limit` characters (a larger
+    corpus trains its vocabulary on its first part)."""
+    wanted, texts, size, index = set(train_indices), [], 0, 0
+    for path in files:
+        for document in read_file_documents(path):
+            if index in wanted:
+                texts.extend(document)
+                size += sum(map(len, document))
+                if size >= limit:
+                    return texts
+            index += 1
+    return texts
+
+
 def _split(args, n_documents, nsp):
     """The held-out split by document index (corpus order), as a clear error when impossible."""
+    if n_documents == 0:
+        raise TrainingError(f"corpus {args.corpus} is empty: expected one sentence a line, a blank line "
+                            f"between documents")
     if nsp and n_documents < 2:
         raise TrainingError(f"corpus {args.corpus} has a single document: next-sentence prediction "
                             f"needs at least two (separate documents with a blank line; or --objective mlm)")
@@ -361,7 +382,6 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     files = corpus_files(args.corpus)
     checkpoints = checkpoint_dirs(run_dir) if resume else []
     tokenizer_dir = run_dir / "tokenizer"
-    texts = None                                            # the documents' text, read only to train a vocabulary
     if ranks.rank != 0:
         ranks.barrier()                                     # rank 0 has saved the tokenizer and the cache
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir)
@@ -377,10 +397,10 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     else:
         # The `tokenizers` trainer breaks ties by hash-map order, so two trainings on the same text
         # can differ (huggingface/tokenizers#1794): the run keeps its own and resume reuses it.
-        texts = read_documents(args.corpus)
-        train_idx, _ = _split(args, len(texts), nsp)
+        n_documents = sum(1 for path in files for _ in read_file_documents(path))
+        train_idx, _ = _split(args, n_documents, nsp)
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
-        tokenizer = BertTokenizer.train_from_texts([s for i in train_idx for s in texts[i]], args.vocab_size,
+        tokenizer = BertTokenizer.train_from_texts(training_text(files, train_idx), args.vocab_size,
                                                    show_progress=False)
     corpus = TokenizedCorpus.build_or_open(files, tokenizer, args.cache_dir, read_file_documents, log)
     if ranks.rank == 0:
