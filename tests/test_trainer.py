@@ -643,3 +643,24 @@ def test_a_second_run_reads_the_token_cache(small_corpus, small_tokenizer, model
     monkeypatch.setattr(BertTokenizer, "encode_batch_ids", refuse)
     pretrain(args_for(small_corpus, model_config, tmp_path / "second", **kw), progress=False)
     assert losses(tmp_path / "first") == losses(tmp_path / "second")
+
+
+def test_two_mpi_ranks_in_float32_stay_within_the_bound(small_corpus, small_tokenizer, model_config, tmp_path):
+    """float32: 2 ranks x 4 against one process with 8, 20 steps, every step logged: the bounds of
+    the accumulation test (losses 5e-6, weights 1e-4 of their scale)."""
+    common = ["pretrain", "--corpus", small_corpus, "--config", model_config, "--tokenizer", small_tokenizer,
+              "--max-seq-length", "32", "--steps", "20", "--lr", "3e-3", "--warmup-steps", "4",
+              "--eval-every", "100", "--save-every", "100", "--quiet"]
+    assert main([*map(str, common), "--output", str(tmp_path / "single"), "--batch-size", "8"]) == 0
+    done = mpirun(*common, "--output", tmp_path / "ranks", "--batch-size", "4")
+    assert done.returncode == 0, done.stderr[-2000:]
+    # the CLI logs every 10 steps: compare those records and the final weights
+    a, b = (MetricsLog(tmp_path / name / "metrics.jsonl").records() for name in ("single", "ranks"))
+    assert [r["step"] for r in a] == [r["step"] for r in b] and len(a) >= 2
+    for x, y in zip(b, a):
+        assert abs(x["loss"] - y["loss"]) <= 5e-6 * abs(y["loss"])
+    from safetensors.numpy import load_file
+    w1, w2 = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("single", "ranks"))
+    for name, w in w1.items():
+        bound = 1e-6 if name.endswith("attention.self.key.bias") else 1e-4 * np.abs(w).max()
+        assert np.abs(w2[name] - w).max() <= bound, name
