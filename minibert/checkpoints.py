@@ -19,7 +19,6 @@ of a simple but exacting format) and read bfloat16, which NumPy lacks, by hand.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -200,7 +199,7 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
         raise CheckpointError(f"{config_path} describes a {model_type!r} model, not {cls.model_type!r}: "
                               f"{cls.__name__} cannot load it")
     config = cls.config_class.from_json_file(config_path)
-    overrides = {k: config_overrides.pop(k) for k in list(config_overrides) if config_field(config, k)}
+    overrides = {k: config_overrides.pop(k) for k in list(config_overrides) if k in config.field_names()}
     if config_overrides:
         raise TypeError(f"{cls.__name__}.from_pretrained got {', '.join(map(repr, config_overrides))}: neither "
                         f"a {type(config).__name__} field nor an argument of from_pretrained")
@@ -241,11 +240,6 @@ def load_pretrained(cls, path_or_id, dtype=np.float32, seed=0, cache_dir=None, *
     info = {"missing_keys": report.missing_keys, "unexpected_keys": report.unexpected_keys,
             "dropped_buffers": dropped, "weights_file": str(where)}
     return model, info
-
-
-def config_field(config, name) -> bool:
-    """Whether `name` is a field of the config (what from_pretrained's keyword arguments override)."""
-    return name == "num_labels" or name in {f.name for f in dataclasses.fields(config)} - {"extra"}
 
 
 def check_weight(where, name, value):

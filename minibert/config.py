@@ -29,8 +29,13 @@ class JsonConfig:
     # ---- dict / json -------------------------------------------------------------------
 
     @classmethod
+    def field_names(cls) -> set[str]:
+        """The names config.json and from_pretrained(**overrides) may set (num_labels among them)."""
+        return {f.name for f in dataclasses.fields(cls)} - {"extra"} | {"num_labels"}
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JsonConfig":
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"} | {"num_labels"}
+        known = cls.field_names()
         kwargs = {k: v for k, v in d.items() if k in known}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(**kwargs, extra=extra)
@@ -46,8 +51,7 @@ class JsonConfig:
     def update(self, **fields) -> "JsonConfig":
         """Set fields by name (as `from_pretrained(path, **overrides)` does), then validate.
         An unknown name raises TypeError naming it."""
-        known = {f.name for f in dataclasses.fields(self)} - {"extra"} | {"num_labels"}
-        unknown = sorted(set(fields) - known)
+        unknown = sorted(set(fields) - self.field_names())
         if unknown:
             raise TypeError(f"{type(self).__name__} has no field {', '.join(map(repr, unknown))}")
         for name in ("id2label", "label2id"):                   # names first, then their count

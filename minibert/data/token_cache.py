@@ -67,9 +67,15 @@ class TokenizedCorpus:
     def token_counts(self, documents, size) -> np.ndarray:
         """How often each id occurs in the given documents: (size,)."""
         counts = np.zeros(size, dtype=np.int64)
-        for d in documents:
-            a, b = self.token_range(d)
-            counts += np.bincount(self.ids[a:b], minlength=size)[:size]
+        ranges = sorted(self.token_range(d) for d in documents)
+        start, end = ranges[0] if ranges else (0, 0)
+        for a, b in ranges[1:] + [(None, None)]:           # neighbouring documents: one range, one bincount
+            if a == end:
+                end = b
+                continue
+            if end > start:
+                counts += np.bincount(self.ids[start:end], minlength=size)[:size]
+            start, end = a, b
         return counts
 
     @classmethod

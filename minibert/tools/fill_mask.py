@@ -19,6 +19,7 @@ import numpy as np
 import json
 from pathlib import Path
 
+from ..layers.softmax import softmax_forward
 from ..models.bert import BertForMaskedLM, BertForPreTraining
 from ..models.distilbert import DistilBertForMaskedLM
 
@@ -83,9 +84,7 @@ def _candidates(tok, ids, logits, top_k):
     single_mask = len(positions) == 1
     rows = []
     for pos in positions:
-        z = logits[pos].astype(np.float64)
-        p = np.exp(z - z.max())
-        p /= p.sum()                                                                  # (V,)
+        p = softmax_forward(logits[pos].astype(np.float64))[0]                        # (V,)
         best = np.argsort(-p, kind="stable")[:top_k]
         row = []
         for token in best:

@@ -27,6 +27,7 @@ from ..checkpoints import CheckpointError
 from ..data.batching import pad_batch
 from ..data.finetuning import QAExample, encode_squad, read_conll, read_squad, read_tsv
 from ..models.bert_tasks import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
+from ..layers.softmax import softmax_forward
 from ..models.distilbert import DistilBertForSequenceClassification
 
 TASK_MODELS = {"BertForSequenceClassification": BertForSequenceClassification,
@@ -87,10 +88,9 @@ def predict_file(model, path, task=None, **kwargs) -> tuple[list[dict], str]:
     return [{"id": ex.id, "question": ex.question, **r} for ex, r in zip(examples, results)], ""
 
 
-def softmax(z, axis=-1):
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+def softmax(z):
+    """Probabilities over the last axis, in float64 (minibert.layers.softmax)."""
+    return softmax_forward(np.asarray(z, dtype=np.float64))[0]
 
 
 def _logits(model, batch):
