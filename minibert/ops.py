@@ -31,6 +31,7 @@ OPS = (
     "embedding_forward", "embedding_backward",
     "dropout_forward", "dropout_backward",
     "self_attention_forward", "self_attention_backward",
+    "packed_self_attention_forward", "packed_self_attention_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "adam_update",
 )

@@ -149,6 +149,7 @@ def compute_state(model, head, batch, steps=0) -> dict[str, np.ndarray]:
     from .training.optim import AdamW
 
     model.eval()
+    model.unpad_inputs = False           # padded positions too, computed as transformers computes them
     state = {f"inputs.{k}": np.asarray(v) for k, v in batch.items()}
     state.update({f"param.{k}": v.copy() for k, v in model.params.items()})
     ids, types, mask = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]

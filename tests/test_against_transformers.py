@@ -50,20 +50,33 @@ def test_pretraining_model_matches_transformers(name, dtype, tier):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_bert_model_matches_transformers(dtype, tier):
-    """The bare encoder: last_hidden_state and pooler_output, and gradients for a loss on both."""
+@pytest.mark.parametrize("unpad", [False, True], ids=["padded", "unpadded"])
+def test_bert_model_matches_transformers(dtype, tier, unpad):
+    """The bare encoder: last_hidden_state and pooler_output, and gradients for a loss on both.
+    Padded, at every position; unpadded (models/packing.py), at the real tokens, with zeros at
+    the padded ones, and a loss that reads only real tokens."""
     ours, hf = twins(transformers.BertModel, BertModel, tiny_config(num_hidden_layers=2), dtype, seed=3)
+    ours.unpad_inputs = unpad
     ids, mask, types, _, _ = batch(seed=4)
     out = ours(ids, attention_mask=mask, token_type_ids=types)
     ref = hf(*to_torch(ids, mask, types))
     rng = np.random.default_rng(0)
     d_seq = rng.standard_normal(out.last_hidden_state.shape).astype(dtype)
     d_pool = rng.standard_normal(out.pooler_output.shape).astype(dtype)
+    real = mask == 1
+    if unpad:
+        assert not real.all()                                # the batch has padding to leave out
+        d_seq[~real] = 0.0
+        assert np.all(out.last_hidden_state[~real] == 0.0)
     (ref.last_hidden_state * torch.tensor(d_seq)).sum().add(
         (ref.pooler_output * torch.tensor(d_pool)).sum()).backward()
     grads = ours.backward(d_seq, d_pool)
     tol = TOL[dtype]
-    assert_close(out.last_hidden_state, ref.last_hidden_state, tol["out"], "last_hidden_state")
+    if unpad:
+        assert_close(out.last_hidden_state[real], ref.last_hidden_state[torch.tensor(real)], tol["out"],
+                     "last_hidden_state")
+    else:
+        assert_close(out.last_hidden_state, ref.last_hidden_state, tol["out"], "last_hidden_state")
     assert_close(out.pooler_output, ref.pooler_output, tol["out"], "pooler_output")
     compare_grads(grads, hf, tol["grad"])
 

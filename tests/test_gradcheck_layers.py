@@ -204,6 +204,20 @@ def test_self_attention(F, rng, dropout):
     assert cache["probs"].shape == (B, H, T, T) and np.all(cache["probs"][1, :, :, 3:] == 0)
 
 
+@TIERS
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_packed_self_attention(F, rng, dropout):
+    """Attention on packed rows (models/packing.py): 2 sequences of 3 tokens, then 1 of 5."""
+    p = _layer_params(tiny_config(), rng, "encoder.layer.0.attention.self.")
+    groups = ((0, 2, 3), (6, 1, 5))
+
+    def forward(x, **params):
+        return F.packed_self_attention_forward(x, groups, params, H, dropout, np.random.default_rng(3),
+                                               training=True)
+
+    check_pair(forward, F.packed_self_attention_backward, {"x": randn(rng, 11, C)}, p, rng)
+
+
 @pytest.mark.parametrize("act", ["gelu", "relu", "gelu_new"])
 def test_encoder_layer(rng, act, tier):
     config = tiny_config(hidden_act=act, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)

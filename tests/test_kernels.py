@@ -230,6 +230,32 @@ def test_self_attention(dtype, dropout):
 
 
 @DTYPES
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_packed_self_attention(dtype, dropout):
+    """Packed rows (models/packing.py): groups of one and of several sequences, a one-token
+    sequence, and a group large enough to be cut among the threads; dropout with the same
+    generator draws the same masks."""
+    rng = np.random.default_rng(8)
+    C, H = 12, 3
+    groups = ((0, 1, 1), (1, 3, 4), (13, 1, 6), (19, 9, 5))
+    x = randn(rng, (64, C), dtype)
+    params = {f"{n}.{k}": randn(rng, (C, C) if k == "weight" else (C,), dtype)
+              for n in ("query", "key", "value") for k in ("weight", "bias")}
+    fast = kernels.packed_self_attention_forward(x, groups, params, H, dropout, np.random.default_rng(9), True)
+    ref = layers.packed_self_attention_forward(x, groups, params, H, dropout, np.random.default_rng(9), True)
+    assert_equal_within(fast[0], ref[0], tol(dtype, True), "context")
+    assert_equal_within(fast[1]["probs"], ref[1]["probs"], tol(dtype, True), "probs")
+    dy = randn(rng, x.shape, dtype)
+    dx_f, g_f = kernels.packed_self_attention_backward(dy, fast[1])
+    dx_r, g_r = layers.packed_self_attention_backward(dy, ref[1])
+    assert_equal_within(dx_f, dx_r, tol(dtype, True), "dx")
+    for k in g_r:
+        if k != "key.bias":                         # zero in theory: both are round-off
+            assert_equal_within(g_f[k], g_r[k], tol(dtype, True), k)
+    assert np.abs(g_f["key.bias"]).max() <= 100 * np.finfo(dtype).eps * np.abs(g_r["key.weight"]).max()
+
+
+@DTYPES
 @pytest.mark.parametrize("decoupled, correct_bias", [(True, True), (False, True), (True, False)],
                          ids=["adamw", "adam-l2", "no-bias-correction"])
 def test_adam_update(dtype, decoupled, correct_bias):

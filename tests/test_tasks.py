@@ -51,7 +51,8 @@ def test_token_classification_ignores_minus_100(dtype, tier):
     ref.loss.backward()
     tol = TOL[dtype]
     assert out.logits.shape == ids.shape + (5,)
-    assert rel_err(out.logits, ref.logits.detach()) < tol["out"]
+    real = mask == 1                                              # minibert runs only the real tokens
+    assert rel_err(out.logits[real], ref.logits.detach().numpy()[real]) < tol["out"]
     assert rel_err(out.loss, ref.loss.item()) < tol["out"]
     compare_grads(ours.backward(), hf, tol["grad"])
 

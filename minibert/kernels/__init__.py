@@ -16,7 +16,8 @@ from ..layers.attention import attention_mask_bias
 from ..layers.dropout import dropout_backward, dropout_forward
 from ..layers.embedding import embedding_forward
 from .adam import adam_update
-from .attention import self_attention_backward, self_attention_forward
+from .attention import (packed_self_attention_backward, packed_self_attention_forward, self_attention_backward,
+                        self_attention_forward)
 from .cross_entropy import cross_entropy_backward, cross_entropy_forward
 from .embedding import embedding_backward
 from .gelu import gelu_backward, gelu_forward

@@ -130,3 +130,26 @@ def stacked_matmul(a, b, out=None):
     with _blas_lock, _one_blas_thread():
         for_each_row_block(lambda out, a, b: np.matmul(a, b, out=out), out, a, b)
     return out
+
+
+def for_each_piece(fn, costs):
+    """fn(i) for every i in range(len(costs)), the pieces shared among the threads as contiguous
+    spans of about equal total cost, BLAS held to one thread while they run (as in
+    `stacked_matmul`).  Each fn(i) must write only into what piece i owns."""
+    n = len(costs)
+    if n == 0:
+        return
+    threads = min(NUM_THREADS, n)
+    total = np.cumsum(costs)
+    bounds = [0] + [int(np.searchsorted(total, total[-1] * t / threads)) + 1 for t in range(1, threads)] + [n]
+    bounds = np.maximum.accumulate(np.minimum(bounds, n)).tolist()
+
+    def walk(lo, hi):
+        for i in range(lo, hi):
+            fn(i)
+
+    with _blas_lock, _one_blas_thread():
+        others = [_get_pool().submit(walk, bounds[t], bounds[t + 1]) for t in range(threads - 1)]
+        walk(bounds[-2], bounds[-1])
+        for f in others:
+            f.result()

@@ -24,11 +24,11 @@ def softmax_forward(x):
     K = x.shape[-1]
     R = x.shape[-2] if x.ndim > 1 else 1
     y = np.empty_like(x)
-    for_each_row_block(lambda y, x: _softmax_block(y, x, K), y.reshape(-1, R * K), x.reshape(-1, R * K))
+    for_each_row_block(lambda y, x: softmax_rows(y, x, K), y.reshape(-1, R * K), x.reshape(-1, R * K))
     return y, y
 
 
-def _softmax_block(y, x, K):
+def softmax_rows(y, x, K):
     """x, y: (G, R * K), G matrices of R rows of K."""
     np.subtract(x, x.max(-1, keepdims=True), out=y)      # shift by each matrix's max
     with np.errstate(over="ignore"):                       # a masked score (the dtype's min) -> -inf
@@ -47,10 +47,10 @@ def _softmax_block(y, x, K):
 def softmax_backward(dy, y):
     """As layers.softmax.softmax_backward: dx_i = y_i (dy_i - sum_j dy_j y_j)."""
     dx = np.empty_like(y)
-    for_each_row_block(_softmax_grad_block, rows(dx), rows(dy), rows(y))
+    for_each_row_block(softmax_grad_rows, rows(dx), rows(dy), rows(y))
     return dx, {}
 
 
-def _softmax_grad_block(dx, dy, y):
+def softmax_grad_rows(dx, dy, y):
     np.subtract(dy, row_dot(dy, y), out=dx)
     dx *= y

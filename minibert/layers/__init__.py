@@ -16,9 +16,10 @@ two the models run (`MINIBERT_REFERENCE=1` runs these).
 from .activations import (ACTIVATIONS, gelu_backward, gelu_forward, gelu_tanh_backward, gelu_tanh_forward,
                           relu_backward, relu_forward, tanh_backward, tanh_forward)
 from .adam import adam_update
-from .attention import attention_mask_bias, self_attention_backward, self_attention_forward
+from .attention import (attention_mask_bias, packed_self_attention_backward, packed_self_attention_forward,
+                        self_attention_backward, self_attention_forward)
 from .cross_entropy import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
-from .dropout import dropout_backward, dropout_forward
+from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .embedding import embedding_backward, embedding_forward
 from .fused import (add_layer_norm_backward, add_layer_norm_forward, linear_activation_backward,
                     linear_activation_forward)

@@ -78,3 +78,31 @@ def self_attention_backward(dcontext, cache):
         dx = dx + dx_part
         grads[f"{name}.weight"], grads[f"{name}.bias"] = g["weight"], g["bias"]
     return dx, grads
+
+
+def packed_self_attention_forward(x, groups, params, num_heads, dropout_p, rng, training):
+    """Attention over packed rows, no padding anywhere (models/packing.py).  x: (N, C), the real
+    tokens of a batch; groups: (first row, S, L) for each run of S sequences of L tokens, which are
+    rows first .. first + S L.  Each group is an (S, L, C) batch with nothing to mask, and goes
+    through self_attention_forward as it is.  ->  context (N, C); the cache holds each group's
+    probabilities (S, H, L, L) under "probs"."""
+    C = x.shape[-1]
+    contexts, caches = [], []
+    for first, S, L in groups:
+        context, cache = self_attention_forward(x[first:first + S * L].reshape(S, L, C), None, params,
+                                                num_heads, dropout_p, rng, training)      # (S, L, C)
+        contexts.append(context.reshape(S * L, C))
+        caches.append(cache)
+    return np.concatenate(contexts), dict(groups=groups, caches=caches, probs=[c["probs"] for c in caches])
+
+
+def packed_self_attention_backward(dcontext, cache):
+    """dcontext: (N, C)  ->  dx (N, C) and the projections' gradients, summed over the groups."""
+    C = dcontext.shape[-1]
+    dxs, grads = [], {}
+    for (first, S, L), group_cache in zip(cache["groups"], cache["caches"]):
+        dx, g = self_attention_backward(dcontext[first:first + S * L].reshape(S, L, C), group_cache)
+        dxs.append(dx.reshape(S * L, C))
+        for name, value in g.items():
+            grads[name] = grads[name] + value if name in grads else value
+    return np.concatenate(dxs), grads

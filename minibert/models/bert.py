@@ -26,6 +26,7 @@ from .heads import (init_mlm_head, masked_lm_backward, masked_lm_forward, mlm_he
                     nsp_head_forward)
 from .inputs import check_inputs, check_labels, check_next_sentence_label
 from .module import Module
+from .packing import pack_batch
 from .outputs import BertForPreTrainingOutput, BertModelOutput, MaskedLMOutput
 from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
 
@@ -56,33 +57,51 @@ def init_bert_params(params, prefix, config, rng, dtype, add_pooling_layer=True)
 
 # ---- the encoder as functions of (params, prefix) -----------------------------------------
 
-def bert_forward(params, prefix, config, input_ids, attention_mask, token_type_ids, rng, training):
-    """Checked inputs (B, T)  ->  BertModelOutput with every hidden state and attention, and the cache."""
+def bert_forward(params, prefix, config, input_ids, attention_mask, token_type_ids, rng, training,
+                 unpad=False, output_hidden_states=True):
+    """Checked inputs (B, T)  ->  BertModelOutput with every hidden state and attention, and the cache.
+
+    With `unpad`, a right-padded batch runs on its real tokens only (models/packing.py): the same
+    numbers at every real token, zeros at the padded positions, and no attentions (None)."""
     params = subdict(params, prefix)
     dtype = params["embeddings.word_embeddings.weight"].dtype
-    x, emb_cache = embeddings_forward(input_ids, token_type_ids, subdict(params, "embeddings."),
-                                      config, rng, training)                          # (B, T, C)
-    mask_bias = attention_mask_bias(attention_mask, dtype)                             # (B, 1, 1, T)
-    h, hidden, attentions, enc_caches = encoder_forward(x, mask_bias, subdict(params, "encoder."),
-                                                        config, rng, training)
+    packing = pack_batch(attention_mask) if unpad else None
+    if packing is None:
+        x, emb_cache = embeddings_forward(input_ids, token_type_ids, subdict(params, "embeddings."),
+                                          config, rng, training)                          # (B, T, C)
+        mask_bias = attention_mask_bias(attention_mask, dtype)                             # (B, 1, 1, T)
+        h, hidden, attentions, enc_caches = encoder_forward(x, mask_bias, subdict(params, "encoder."),
+                                                            config, rng, training)
+        hidden, attentions = tuple([x] + hidden), tuple(attentions)
+    else:
+        x, emb_cache = embeddings_forward(packing.pack(input_ids), packing.pack(token_type_ids),
+                                          subdict(params, "embeddings."), config, rng, training,
+                                          packing.position_ids)                            # (N, C)
+        h, hidden, _, enc_caches = encoder_forward(x, None, subdict(params, "encoder."), config, rng,
+                                                   training, packing.groups)
+        h = packing.unpack(h)                                                              # (B, T, C)
+        hidden = tuple(packing.unpack(y) for y in [x] + hidden[:-1]) + (h,) if output_hidden_states else None
+        attentions = None
     pooled, pool_cache = None, None
     if "pooler.dense.weight" in params:
         pooled, pool_cache = pooler_forward(h, subdict(params, "pooler."))             # (B, C)
-    out = BertModelOutput(h, pooled, tuple([x] + hidden), tuple(attentions))
-    return out, (emb_cache, enc_caches, pool_cache)
+    out = BertModelOutput(h, pooled, hidden, attentions)
+    return out, (emb_cache, enc_caches, pool_cache, packing)
 
 
 def bert_backward(d_last_hidden_state, d_pooler_output, cache, prefix, trainable_layers=None):
     """Gradients of every encoder parameter (full names, with `prefix`); the ids have none (None).
     With `trainable_layers` N, only the top N layers (and the pooler) get gradients: the layers
     below and the embeddings are frozen, and the backward pass stops there."""
-    emb_cache, enc_caches, pool_cache = cache
+    emb_cache, enc_caches, pool_cache, packing = cache
     grads = {}
     dh = d_last_hidden_state
     if d_pooler_output is not None:
         dh_pool, g = pooler_backward(d_pooler_output, pool_cache)
         dh = dh_pool if dh is None else dh + dh_pool
         add_grads(grads, prefix + "pooler.", g)
+    if packing is not None:
+        dh = packing.pack(dh)                                   # (B, T, C) -> the real tokens (N, C)
     dx, g = encoder_backward(dh, enc_caches, trainable_layers)
     add_grads(grads, prefix + "encoder.", g)
     if trainable_layers is None:
@@ -109,8 +128,8 @@ class BertModel(Module):
                 output_hidden_states=False, output_attentions=False) -> BertModelOutput:
         input_ids, attention_mask, token_type_ids = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids)
-        out, cache = bert_forward(self.params, "", self.config, input_ids, attention_mask,
-                                  token_type_ids, self.rng, self.training)
+        out, cache = bert_forward(self.params, "", self.config, input_ids, attention_mask, token_type_ids,
+                                  self.rng, self.training, self._unpad(output_attentions), output_hidden_states)
         self._keep((cache, out.last_hidden_state.shape))
         hidden, att = _select_outputs(out, output_hidden_states, output_attentions)
         return BertModelOutput(out.last_hidden_state, out.pooler_output, hidden, att)
@@ -159,8 +178,9 @@ class BertForPreTraining(Module):
         if next_sentence_label is not None:
             next_sentence_label = check_next_sentence_label(next_sentence_label, input_ids.shape[0])
 
-        out, bert_cache = bert_forward(params, "bert.", config, input_ids, attention_mask,
-                                       token_type_ids, self.rng, self.training)
+        out, bert_cache = bert_forward(params, "bert.", config, input_ids, attention_mask, token_type_ids,
+                                       self.rng, self.training, self._unpad(output_attentions),
+                                       output_hidden_states)
         logits, mlm_loss, mlm_cache = masked_lm_forward(out.last_hidden_state, labels, mlm_head_params(params),
                                                         config, predict_masked_only)   # (B, T, V) or (N, V)
         nsp_logits, nsp_cache = nsp_head_forward(out.pooler_output,
@@ -221,8 +241,9 @@ class BertForMaskedLM(Module):
         input_ids, attention_mask, token_type_ids = check_inputs(config, input_ids, attention_mask, token_type_ids)
         if labels is not None:
             labels = check_labels(labels, input_ids.shape, config.vocab_size, "labels")
-        out, bert_cache = bert_forward(self.params, "bert.", config, input_ids, attention_mask,
-                                       token_type_ids, self.rng, self.training)
+        out, bert_cache = bert_forward(self.params, "bert.", config, input_ids, attention_mask, token_type_ids,
+                                       self.rng, self.training, self._unpad(output_attentions),
+                                       output_hidden_states)
         logits, loss, mlm_cache = masked_lm_forward(out.last_hidden_state, labels, mlm_head_params(self.params),
                                                     config, predict_masked_only)       # (B, T, V) or (N, V)
         self._keep((bert_cache, mlm_cache if loss is not None else None))

@@ -110,11 +110,11 @@ class BertTaskModel(LabelledHead, Module):
 
     # ---- shared forward / backward ------------------------------------------------------------
 
-    def _encode(self, input_ids, attention_mask, token_type_ids):
+    def _encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions):
         input_ids, attention_mask, token_type_ids = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids)
-        out, cache = bert_forward(self.params, "bert.", self.config, input_ids, attention_mask,
-                                  token_type_ids, self.rng, self.training)
+        out, cache = bert_forward(self.params, "bert.", self.config, input_ids, attention_mask, token_type_ids,
+                                  self.rng, self.training, self._unpad(output_attentions), output_hidden_states)
         return input_ids, out, cache
 
     def _dropout(self, h):
@@ -140,7 +140,8 @@ class BertForSequenceClassification(BertTaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
                 output_hidden_states=False, output_attentions=False) -> TaskOutput:
-        input_ids, out, bert_cache = self._encode(input_ids, attention_mask, token_type_ids)
+        input_ids, out, bert_cache = self._encode(input_ids, attention_mask, token_type_ids,
+                                                  output_hidden_states, output_attentions)
         h, drop_mask = self._dropout(out.pooler_output)                               # (B, C)
         logits, head_cache = ops.linear_forward(h, self.params["classifier.weight"],
                                             self.params["classifier.bias"])           # (B, K)
@@ -167,7 +168,8 @@ class BertForTokenClassification(BertTaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
                 output_hidden_states=False, output_attentions=False) -> TaskOutput:
-        input_ids, out, bert_cache = self._encode(input_ids, attention_mask, token_type_ids)
+        input_ids, out, bert_cache = self._encode(input_ids, attention_mask, token_type_ids,
+                                                  output_hidden_states, output_attentions)
         h, drop_mask = self._dropout(out.last_hidden_state)                          # (B, T, C)
         logits, head_cache = ops.linear_forward(h, self.params["classifier.weight"],
                                             self.params["classifier.bias"])          # (B, T, K)
@@ -193,6 +195,10 @@ class BertForQuestionAnswering(BertTaskModel):
 
     head_name = "qa_outputs"
     add_pooling_layer = False
+    # transformers' loss takes the softmax of the start (end) logits over all T positions, the
+    # padded ones too: they must be computed as it computes them.  (`unpad_inputs = True` for
+    # predictions alone: the answer is read at real tokens.)
+    unpad_by_default = False
 
     def head_outputs(self):
         if self.config.num_labels != 2:
@@ -200,10 +206,10 @@ class BertForQuestionAnswering(BertTaskModel):
                              f"got {self.config.num_labels} (load with from_pretrained(path, num_labels=2))")
         return 2
 
-
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None,
                 end_positions=None, output_hidden_states=False, output_attentions=False) -> TaskOutput:
-        input_ids, out, bert_cache = self._encode(input_ids, attention_mask, token_type_ids)
+        input_ids, out, bert_cache = self._encode(input_ids, attention_mask, token_type_ids,
+                                                  output_hidden_states, output_attentions)
         logits, head_cache = ops.linear_forward(out.last_hidden_state, self.params["qa_outputs.weight"],
                                             self.params["qa_outputs.bias"])          # (B, T, 2)
         start_logits, end_logits = logits[..., 0], logits[..., 1]                     # (B, T) each

@@ -30,6 +30,7 @@ from .heads import masked_lm_backward, masked_lm_forward
 from .inputs import check_inputs, check_labels
 from .module import LabelledHead, Module
 from .outputs import BertModelOutput, MaskedLMOutput, TaskOutput
+from .packing import pack_batch
 from .params import add_grads, init_embedding, init_layer_norm, init_linear, subdict
 
 # DistilBERT's layer names -> the names BERT's layer functions read
@@ -84,29 +85,44 @@ def init_distilbert_params(params, prefix, config, rng, dtype):
         init_layer_norm(params, layer + "output_layer_norm", C, dtype)
 
 
-def distilbert_forward(params, prefix, config, input_ids, attention_mask, rng, training):
-    """Checked inputs (B, T) -> BertModelOutput (no pooler) with every hidden state, and the cache."""
+def distilbert_forward(params, prefix, config, input_ids, attention_mask, rng, training, unpad=False,
+                       output_hidden_states=True):
+    """Checked inputs (B, T) -> BertModelOutput (no pooler) with every hidden state, and the cache.
+    `unpad` as in bert_forward: packed rows, zeros at the padded positions, no attentions."""
     bert_config = config.as_bert_config()
     params = subdict(params, prefix)
-    x, emb_cache = embeddings_forward(input_ids, None, subdict(params, "embeddings."), bert_config, rng, training)
-    mask_bias = attention_mask_bias(attention_mask, x.dtype)
+    packing = pack_batch(attention_mask) if unpad else None
+    if packing is None:
+        x, emb_cache = embeddings_forward(input_ids, None, subdict(params, "embeddings."), bert_config, rng,
+                                          training)                                         # (B, T, C)
+        mask_bias, groups = attention_mask_bias(attention_mask, x.dtype), None
+    else:
+        x, emb_cache = embeddings_forward(packing.pack(input_ids), None, subdict(params, "embeddings."),
+                                          bert_config, rng, training, packing.position_ids)  # (N, C)
+        mask_bias, groups = None, packing.groups
     hidden, attentions, caches = [x], [], []
     for i in range(config.n_layers):
         layer = _rename(subdict(params, f"transformer.layer.{i}."), LAYER_NAMES)
         x, cache = encoder_layer_forward(x, mask_bias, layer, bert_config, rng, training,
-                                         attention_output_dropout=False)
+                                         attention_output_dropout=False, groups=groups)
         hidden.append(x)
         attentions.append(cache["attention"]["probs"])
         caches.append(cache)
-    cache = (emb_cache, caches, config.sinusoidal_pos_embds)
-    return BertModelOutput(x, None, tuple(hidden), tuple(attentions)), cache
+    cache = (emb_cache, caches, config.sinusoidal_pos_embds, packing)
+    if packing is None:
+        return BertModelOutput(x, None, tuple(hidden), tuple(attentions)), cache
+    h = packing.unpack(x)                                                                   # (B, T, C)
+    hidden = tuple(packing.unpack(y) for y in hidden[:-1]) + (h,) if output_hidden_states else None
+    return BertModelOutput(h, None, hidden, None), cache
 
 
 def distilbert_backward(d_last_hidden_state, cache, prefix):
     """Gradients of every trainable DistilBERT parameter (full names, with `prefix`); the ids
     have none (None)."""
-    emb_cache, caches, sinusoidal = cache
+    emb_cache, caches, sinusoidal, packing = cache
     grads, dy = {}, d_last_hidden_state
+    if packing is not None:
+        dy = packing.pack(dy)                                   # (B, T, C) -> the real tokens (N, C)
     for i in reversed(range(len(caches))):
         dy, g = encoder_layer_backward(dy, caches[i])
         add_grads(grads, f"{prefix}transformer.layer.{i}.", _rename(g, TO_DISTIL))
@@ -123,10 +139,11 @@ class DistilBertModule(Module):
     base_model_prefix = "distilbert"
     prefix = "distilbert."
 
-    def _encode(self, input_ids, attention_mask):
+    def _encode(self, input_ids, attention_mask, output_hidden_states, output_attentions):
         input_ids, attention_mask, _ = check_inputs(self.config.as_bert_config(), input_ids, attention_mask)
         out, cache = distilbert_forward(self.params, self.prefix, self.config, input_ids, attention_mask,
-                                        self.rng, self.training)
+                                        self.rng, self.training, self._unpad(output_attentions),
+                                        output_hidden_states)
         return input_ids, out, cache
 
     def trainable_names(self):
@@ -146,7 +163,7 @@ class DistilBertModel(DistilBertModule):
         init_distilbert_params(self.params, "", config, self.init_rng, self.dtype)
 
     def forward(self, input_ids, attention_mask=None, output_hidden_states=False, output_attentions=False):
-        _, out, cache = self._encode(input_ids, attention_mask)
+        _, out, cache = self._encode(input_ids, attention_mask, output_hidden_states, output_attentions)
         self._keep(cache)
         return BertModelOutput(out.last_hidden_state, None, out.hidden_states if output_hidden_states else None,
                                out.attentions if output_attentions else None)
@@ -176,7 +193,7 @@ class DistilBertForMaskedLM(DistilBertModule):
 
     def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
                 output_attentions=False) -> MaskedLMOutput:
-        input_ids, out, cache = self._encode(input_ids, attention_mask)
+        input_ids, out, cache = self._encode(input_ids, attention_mask, output_hidden_states, output_attentions)
         if labels is not None:
             labels = check_labels(labels, input_ids.shape, self.config.vocab_size)
         logits, loss, head_cache = masked_lm_forward(out.last_hidden_state, labels, self._head_params(),
@@ -207,7 +224,7 @@ class DistilBertForSequenceClassification(LabelledHead, DistilBertModule):
 
     def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
                 output_attentions=False) -> TaskOutput:
-        input_ids, out, cache = self._encode(input_ids, attention_mask)
+        input_ids, out, cache = self._encode(input_ids, attention_mask, output_hidden_states, output_attentions)
         params = self.params
         h, pre_cache = ops.linear_activation_forward(out.last_hidden_state[:, 0], params["pre_classifier.weight"],
                                                      params["pre_classifier.bias"], "relu")    # (B, C)

@@ -20,16 +20,23 @@ from .. import ops
 from .params import add_grads, subdict
 
 
-def encoder_layer_forward(x, mask_bias, params, config, rng, training, attention_output_dropout=True):
+def encoder_layer_forward(x, mask_bias, params, config, rng, training, attention_output_dropout=True,
+                          groups=None):
     """x: (B, T, C)  ->  y (B, T, C); the attention probabilities (B, H, T, T) are in the cache,
     cache["attention"]["probs"].  `attention_output_dropout=False` leaves out the dropout after
-    the attention projection (DistilBERT's layer, otherwise the same)."""
+    the attention projection (DistilBERT's layer, otherwise the same).
+
+    Unpadded (models/packing.py): x is a batch's real tokens packed, (N, C), mask_bias is None,
+    and attention runs on each of the `groups` of sequences; every other step is the same."""
     p_drop, eps = config.hidden_dropout_prob, config.layer_norm_eps
     cache = {}
     # attention block: a = LayerNorm(x + dropout(attention(x) Wo^T + bo))
-    context, cache["attention"] = ops.self_attention_forward(
-        x, mask_bias, subdict(params, "attention.self."), config.num_attention_heads,
-        config.attention_probs_dropout_prob, rng, training)                          # (B, T, C)
+    attention_args = (subdict(params, "attention.self."), config.num_attention_heads,
+                      config.attention_probs_dropout_prob, rng, training)
+    if groups is None:
+        context, cache["attention"] = ops.self_attention_forward(x, mask_bias, *attention_args)   # (B, T, C)
+    else:
+        context, cache["attention"] = ops.packed_self_attention_forward(x, groups, *attention_args)  # (N, C)
     h, cache["attention_dense"] = ops.linear_forward(
         context, params["attention.output.dense.weight"], params["attention.output.dense.bias"])
     h, cache["attention_dropout"] = ops.dropout_forward(
@@ -64,17 +71,21 @@ def encoder_layer_backward(dy, cache):
     dh, _ = ops.dropout_backward(dsum, cache["attention_dropout"])
     dh, g = ops.linear_backward(dh, cache["attention_dense"])
     add_grads(grads, "attention.output.dense.", g)
-    dx, g = ops.self_attention_backward(dh, cache["attention"])
+    if "groups" in cache["attention"]:
+        dx, g = ops.packed_self_attention_backward(dh, cache["attention"])
+    else:
+        dx, g = ops.self_attention_backward(dh, cache["attention"])
     add_grads(grads, "attention.self.", g)
     return dsum + dx, grads                                 # x feeds attention and its residual
 
 
-def encoder_forward(x, mask_bias, params, config, rng, training):
-    """Run the L layers `layer.{i}.*`.  Returns the output, every layer's output, every layer's
-    attention probabilities, and the caches."""
+def encoder_forward(x, mask_bias, params, config, rng, training, groups=None):
+    """Run the L layers `layer.{i}.*` (on packed rows with `groups`).  Returns the output, every
+    layer's output, every layer's attention probabilities, and the caches."""
     hidden_states, attentions, caches = [], [], []
     for i in range(config.num_hidden_layers):
-        x, cache = encoder_layer_forward(x, mask_bias, subdict(params, f"layer.{i}."), config, rng, training)
+        x, cache = encoder_layer_forward(x, mask_bias, subdict(params, f"layer.{i}."), config, rng, training,
+                                         groups=groups)
         hidden_states.append(x)
         attentions.append(cache["attention"]["probs"])
         caches.append(cache)

@@ -50,6 +50,7 @@ class Module:
     # Names that a saved state dict may carry as copies of another parameter (tied weights):
     # alias -> canonical name.  They are accepted on load and never stored twice.
     tied_weights: dict[str, str] = {}
+    unpad_by_default = True          # the model's `unpad_inputs` when made
 
     def __init__(self, config: BertConfig, seed: int = 0, dtype=np.float32):
         if not isinstance(config, self.config_class):
@@ -62,6 +63,10 @@ class Module:
         self.config = config
         self.dtype = dtype
         self.training = True
+        # A right-padded batch runs on its real tokens only (models/packing.py): the same numbers
+        # at every real token, zeros at the padded positions of the hidden states.  False runs
+        # the padded path, which computes the padded positions as transformers does.
+        self.unpad_inputs = self.unpad_by_default
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         self.init_rng = np.random.default_rng(init_seed)         # used once, for initial weights
         self.rng = np.random.default_rng(dropout_seed)           # dropout masks
@@ -77,6 +82,11 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    def _unpad(self, output_attentions):
+        """Run this forward packed?  Not when the attention maps are asked for: they are (B, H, T, T)
+        as transformers gives them, from the padded path."""
+        return self.unpad_inputs and not output_attentions
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
