@@ -375,12 +375,24 @@ def uses_shipped_vocab(args: PretrainArgs) -> bool:
             and args.vocab_size == PretrainArgs.vocab_size)
 
 
-def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step, ranks) -> RunResult:
+@dataclass
+class PretrainingInputs:
+    """What a run reads: the tokenizer, the training examples (an epoch at a time), the held-out
+    examples, and the training text's token counts (the unigram bias; the baseline's token)."""
+    tokenizer: BertTokenizer
+    train_data: PretrainingData
+    eval_examples: list
+    token_counts: np.ndarray
+    baseline_id: int                    # the commonest token of the training text
+    n_train_documents: int
+    n_eval_documents: int
 
-    # -- data: the corpus's files, the tokenizer, the token cache, the held-out split, examples
+
+def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) -> PretrainingInputs:
+    """The corpus's files, the tokenizer (saved in the run directory), the token cache, the
+    held-out split, the examples."""
     nsp = args.objective == "mlm+nsp"
     files = corpus_files(args.corpus)
-    checkpoints = checkpoint_dirs(run_dir) if resume else []
     tokenizer_dir = run_dir / "tokenizer"
     if ranks.rank != 0:
         ranks.barrier()                                     # rank 0 has saved the tokenizer and the cache
@@ -427,10 +439,14 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     if not set(np.flatnonzero(counts).tolist()) - set(vocab.special_ids):
         raise TrainingError(f"corpus {args.corpus} has no words to learn: every token of its training part is "
                             f"a special token such as [CLS] or [MASK], which are never masked")
-    baseline_id = int(np.argmax(counts))
+    return PretrainingInputs(tokenizer, train_data, eval_examples, counts, int(np.argmax(counts)),
+                             len(train_idx), len(eval_idx))
 
-    # -- model, optimizer, and where we are
-    model, new_head = build_model(args, tokenizer, log)
+
+def initial_model(args: PretrainArgs, inputs: PretrainingInputs, log):
+    """The model a run starts from (build_model), in training mode, with a new MLM head's output
+    bias at the training text's log unigram frequencies (with `unigram_bias_init`)."""
+    model, new_head = build_model(args, inputs.tokenizer, log)
     config = model.config
     if args.max_seq_length > config.max_position_embeddings:
         raise TrainingError(f"max_seq_length {args.max_seq_length} is longer than the model's "
@@ -440,9 +456,21 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         # log p(token) of the training text (add-one smoothed): the model starts where a
         # unigram model ends, instead of first learning the frequencies through its hidden state
         freq = np.ones(config.vocab_size)
-        freq[:len(counts)] += counts
+        freq[:len(inputs.token_counts)] += inputs.token_counts
         model.params["cls.predictions.bias"][...] = np.log(freq / freq.sum())
-    model.tokenizer = tokenizer
+    model.tokenizer = inputs.tokenizer
+    return model
+
+
+def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bool, on_step, ranks) -> RunResult:
+    nsp = args.objective == "mlm+nsp"
+    checkpoints = checkpoint_dirs(run_dir) if resume else []
+    inputs = prepare_inputs(args, run_dir, resume, log, ranks)
+    train_data, eval_examples, baseline_id = inputs.train_data, inputs.eval_examples, inputs.baseline_id
+
+    # -- model, optimizer, and where we are
+    model = initial_model(args, inputs, log)
+    config = model.config
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
     step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None
     metrics = MetricsLog(run_dir / "metrics.jsonl") if ranks.rank == 0 else None
@@ -462,7 +490,8 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         metrics.truncate(0)
     log(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, {model.num_parameters():,} parameters; "
-        f"{len(train_idx)} training documents, {len(eval_idx)} held out; objective {args.objective}")
+        f"{inputs.n_train_documents} training documents, {inputs.n_eval_documents} held out; "
+        f"objective {args.objective}")
     per_step = args.batch_size * args.grad_accum * ranks.size          # examples in one optimizer step
     if args.grad_accum > 1 or ranks.size > 1:
         log(f"{ranks.size} process(es) x {args.grad_accum} micro-batch(es) of {args.batch_size}: "
