@@ -47,6 +47,19 @@ def keep_freed_memory_for_reuse() -> bool:
         return False
 
 
+def release_freed_memory() -> bool:
+    """Give the heap's freed memory back to the system now (glibc's malloc_trim): for a long
+    process that goes on to work of another size (a benchmark), since the setting above keeps
+    freed memory otherwise.  Returns whether it ran."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def short_blas_spin() -> bool:
     """Set OPENBLAS_THREAD_TIMEOUT (unless set already) if NumPy is not loaded yet.
     Returns whether the setting will take effect."""

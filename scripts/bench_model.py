@@ -30,6 +30,7 @@ measured at the start of the run.
 """
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import time
 
-from minibert.runtime import configure_runtime
+from minibert.runtime import configure_runtime, release_freed_memory
 
 configure_runtime()             # as the `minibert` command does, before NumPy loads (minibert/runtime.py)
 
@@ -455,10 +456,14 @@ def main():
     if a.workload in ("sentences", "both"):
         print("\nrealistic workload: all-MiniLM-L6-v2 on the sentiment test sentences, batch 32")
         sentence_rows = bench_sentences(32, a.repeats, a.threads, workdir)
+        gc.collect()
+        release_freed_memory()
         print()
     for size in (a.sizes if a.workload != "sentences" else []):
         for batch in a.batches:
             new = bench_pair(size, batch, a.repeats, a.threads, workdir)
+            gc.collect()
+            release_freed_memory()          # freed memory back to the system before the next, larger size
             if not a.no_memory:
                 mem = {impl: peak_memory_mib(impl, size, batch) for impl in ("ours", "torch")}
                 for r in new:
