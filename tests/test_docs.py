@@ -41,3 +41,24 @@ def test_every_code_block_runs_and_prints_what_it_says(chapter, tmp_path, monkey
 def test_the_korean_reading_follows_the_english_one():
     english = sorted(p.name for p in DOCS.glob("guide/*.md"))
     assert english and sorted(p.name for p in DOCS.glob("ko/*.md")) == english
+
+
+LINK = re.compile(r"\[`?[^\]]*?`?\]\(([^)#\s]+)\)")
+LINKED_FILE_WITH_NAMES = re.compile(r"\[`([\w/.-]+\.py)`\]\([^)]+\)\s*\(([^)]*)\)")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[f"{p.parent.name}/{p.name}" for p in CHAPTERS])
+def test_every_link_and_named_function_exists(chapter):
+    """A chapter's links lead to files that exist, and the functions and classes it names beside
+    a linked file, "[`file.py`](...) (`name`, ...)", are defined in that file."""
+    text = chapter.read_text(encoding="utf-8")
+    root = DOCS.parent
+    for target in LINK.findall(text):
+        if "://" not in target:
+            assert (chapter.parent / target).resolve().exists(), f"{chapter.name}: {target} does not exist"
+    for path, names in LINKED_FILE_WITH_NAMES.findall(text):
+        source = (root / path).read_text(encoding="utf-8")
+        for dotted in re.findall(r"`([\w.]+)`", names):         # a function, a class, Class.method
+            for name in dotted.split("."):
+                assert re.search(rf"^\s*(def|class) {name}\b|^{name} = ", source, re.M), \
+                    f"{chapter.name}: {path} defines no {dotted}"
