@@ -202,6 +202,29 @@ def test_cross_entropy(dtype):
                             tol(dtype), "dlogits")
 
 
+def attention_params(rng, C, dtype):
+    return {f"{n}.{k}": randn(rng, (C, C) if k == "weight" else (C,), dtype)
+            for n in ("query", "key", "value") for k in ("weight", "bias")}
+
+
+def assert_attention_tiers_agree(name, x, where, params, H, dropout, dtype, rng):
+    """kernels.{name}_forward / _backward against layers.{name}_*: the context, the probabilities,
+    dx and every gradient; dropout drawn from generators of one seed.  `where` is the mask bias
+    (padded) or the groups (packed)."""
+    fast = getattr(kernels, f"{name}_forward")(x, where, params, H, dropout, np.random.default_rng(9), True)
+    ref = getattr(layers, f"{name}_forward")(x, where, params, H, dropout, np.random.default_rng(9), True)
+    assert_equal_within(fast[0], ref[0], tol(dtype, True), "context")
+    assert_equal_within(fast[1]["probs"], ref[1]["probs"], tol(dtype, True), "probs")
+    dy = randn(rng, x.shape, dtype)
+    dx_f, g_f = getattr(kernels, f"{name}_backward")(dy, fast[1])
+    dx_r, g_r = getattr(layers, f"{name}_backward")(dy, ref[1])
+    assert_equal_within(dx_f, dx_r, tol(dtype, True), "dx")
+    for k in g_r:
+        if k != "key.bias":                         # zero in theory: both are round-off
+            assert_equal_within(g_f[k], g_r[k], tol(dtype, True), k)
+    assert np.abs(g_f["key.bias"]).max() <= 100 * np.finfo(dtype).eps * np.abs(g_r["key.weight"]).max()
+
+
 @DTYPES
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_self_attention(dtype, dropout):
@@ -209,24 +232,12 @@ def test_self_attention(dtype, dropout):
     rng = np.random.default_rng(6)
     B, T, C, H = 3, 7, 12, 3
     x = randn(rng, (B, T, C), dtype)
-    params = {f"{n}.{k}": randn(rng, (C, C) if k == "weight" else (C,), dtype)
-              for n in ("query", "key", "value") for k in ("weight", "bias")}
+    params = attention_params(rng, C, dtype)
     mask = np.ones((B, T), dtype=np.int64)
     mask[1, 4:] = 0
     mask[2, :] = 0                                  # nothing to attend to: uniform, as torch
     bias = layers.attention_mask_bias(mask, dtype)
-    fast = kernels.self_attention_forward(x, bias, params, H, dropout, np.random.default_rng(9), True)
-    ref = layers.self_attention_forward(x, bias, params, H, dropout, np.random.default_rng(9), True)
-    assert_equal_within(fast[0], ref[0], tol(dtype, True), "context")
-    assert_equal_within(fast[1]["probs"], ref[1]["probs"], tol(dtype, True), "probs")
-    dy = randn(rng, x.shape, dtype)
-    dx_f, g_f = kernels.self_attention_backward(dy, fast[1])
-    dx_r, g_r = layers.self_attention_backward(dy, ref[1])
-    assert_equal_within(dx_f, dx_r, tol(dtype, True), "dx")
-    for k in g_r:
-        if k != "key.bias":                         # zero in theory: both are round-off
-            assert_equal_within(g_f[k], g_r[k], tol(dtype, True), k)
-    assert np.abs(g_f["key.bias"]).max() <= 100 * np.finfo(dtype).eps * np.abs(g_r["key.weight"]).max()
+    assert_attention_tiers_agree("self_attention", x, bias, params, H, dropout, dtype, rng)
 
 
 @DTYPES
@@ -239,20 +250,8 @@ def test_packed_self_attention(dtype, dropout):
     C, H = 12, 3
     groups = ((0, 1, 1), (1, 3, 4), (13, 1, 6), (19, 9, 5))
     x = randn(rng, (64, C), dtype)
-    params = {f"{n}.{k}": randn(rng, (C, C) if k == "weight" else (C,), dtype)
-              for n in ("query", "key", "value") for k in ("weight", "bias")}
-    fast = kernels.packed_self_attention_forward(x, groups, params, H, dropout, np.random.default_rng(9), True)
-    ref = layers.packed_self_attention_forward(x, groups, params, H, dropout, np.random.default_rng(9), True)
-    assert_equal_within(fast[0], ref[0], tol(dtype, True), "context")
-    assert_equal_within(fast[1]["probs"], ref[1]["probs"], tol(dtype, True), "probs")
-    dy = randn(rng, x.shape, dtype)
-    dx_f, g_f = kernels.packed_self_attention_backward(dy, fast[1])
-    dx_r, g_r = layers.packed_self_attention_backward(dy, ref[1])
-    assert_equal_within(dx_f, dx_r, tol(dtype, True), "dx")
-    for k in g_r:
-        if k != "key.bias":                         # zero in theory: both are round-off
-            assert_equal_within(g_f[k], g_r[k], tol(dtype, True), k)
-    assert np.abs(g_f["key.bias"]).max() <= 100 * np.finfo(dtype).eps * np.abs(g_r["key.weight"]).max()
+    params = attention_params(rng, C, dtype)
+    assert_attention_tiers_agree("packed_self_attention", x, groups, params, H, dropout, dtype, rng)
 
 
 @DTYPES
