@@ -67,8 +67,9 @@ def _check_model(model, tokenizer):
     return tokenizer
 
 
-def _batches(model, tokenizer, texts, text_pairs, batch_size, max_length, progress, desc):
-    """Yield (indices, encoding, output with every hidden state) batch by batch."""
+def _batches(model, tokenizer, texts, text_pairs, batch_size, max_length, progress, desc, layer=-1):
+    """Yield (indices, encoding, output) batch by batch; the output has every hidden state unless
+    `layer` is the last one, which last_hidden_state holds (see `_hidden_state`)."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings; wrap a single text in a list")
     if text_pairs is not None and len(text_pairs) != len(texts):
@@ -84,8 +85,14 @@ def _batches(model, tokenizer, texts, text_pairs, batch_size, max_length, progre
         pairs = None if text_pairs is None else [text_pairs[i] for i in idx]
         enc = tokenizer([texts[i] for i in idx], pairs, padding=True, truncation=True,
                         max_length=max_length)
-        out = model(enc.input_ids, enc.attention_mask, enc.token_type_ids, output_hidden_states=True)
+        last = layer in (-1, model.config.num_hidden_layers)
+        out = model(enc.input_ids, enc.attention_mask, enc.token_type_ids, output_hidden_states=not last)
         yield idx, enc, out
+
+
+def _hidden_state(out, layer):
+    """Hidden state `layer` of an output from `_batches`: (B, T, C)."""
+    return out.last_hidden_state if out.hidden_states is None else out.hidden_states[layer]
 
 
 def sentence_embeddings(model, texts, tokenizer=None, pooling="mean", normalize=False, layer=-1,
@@ -100,8 +107,8 @@ def sentence_embeddings(model, texts, tokenizer=None, pooling="mean", normalize=
         raise ValueError(f"pooling must be one of {sorted(POOLING)} or a tuple of them, got {pooling!r}")
     result = np.zeros((len(texts), len(modes) * model.config.hidden_size), dtype=model.dtype)
     for idx, enc, out in _batches(model, tokenizer, texts, text_pairs, batch_size, max_length,
-                                  progress, "embedding"):
-        h = out.hidden_states[layer]                                           # (B, T, C)
+                                  progress, "embedding", layer):
+        h = _hidden_state(out, layer)                                          # (B, T, C)
         result[idx] = np.concatenate([POOLING[m](h, enc.attention_mask) for m in modes], axis=-1)
     return l2_normalize(result) if normalize else result
 
@@ -119,13 +126,13 @@ def token_embeddings(model, texts, tokenizer=None, layer=-1, text_pairs=None, ba
         raise ValueError(f"'last4' needs at least 4 layers; the model has {n_states - 1}")
     vectors, tokens = [None] * len(texts), [None] * len(texts)
     for idx, enc, out in _batches(model, tokenizer, texts, text_pairs, batch_size, max_length,
-                                  progress, "embedding"):
+                                  progress, "embedding", layer):
         if layer == "all":
             stacked = np.stack(out.hidden_states)                          # (L + 1, B, T, C)
         elif layer == "last4":
             stacked = np.concatenate(out.hidden_states[-4:], axis=-1)[None]   # (1, B, T, 4C)
         else:
-            stacked = out.hidden_states[layer][None]                       # (1, B, T, C)
+            stacked = _hidden_state(out, layer)[None]                      # (1, B, T, C)
         for row, i in enumerate(idx):
             n = int(enc.attention_mask[row].sum())
             v = stacked[:, row, :n]
