@@ -247,16 +247,21 @@ def test_pooler(rng, tier):
     check_pair(lambda h, **params: pooler_forward(h, params), pooler_backward, {"h": randn(rng, B, T, C)}, p, rng)
 
 
-def test_embeddings(rng, tier):
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_embeddings(rng, tier, packed):
     config = tiny_config(hidden_dropout_prob=0.1)
     p = _layer_params(config, rng, "embeddings.")
     ids = rng.integers(0, V, (B, T))
     ids[0, :2] = 5                                  # a repeated id
     ids[1, -1] = config.pad_token_id                # a padding id: its row gets no gradient
     types = np.array([[0, 0, 1, 1, 1], [0, 0, 0, 1, 1]])
+    position_ids = None
+    if packed:         # the rows of a packed batch (models/packing.py): (N,) ids, each with its position
+        position_ids = np.tile(np.arange(T), B)[1:]
+        ids, types = ids.reshape(-1)[1:], types.reshape(-1)[1:]
 
     def fwd():
-        y, cache = embeddings_forward(ids, types, p, config, np.random.default_rng(2), True)
+        y, cache = embeddings_forward(ids, types, p, config, np.random.default_rng(2), True, position_ids)
         fwd.cache = cache
         return y
 

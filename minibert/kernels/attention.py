@@ -137,8 +137,8 @@ def packed_self_attention_forward(x, groups, params, num_heads, dropout_p, rng, 
         np.matmul(dropped[g][s0:s1], v, out=ctx)                         # (s, H, L, D), heads merged
 
     for_each_piece(attend, costs)
-    cache = dict(groups=groups, probs=probs, dropped=dropped, masks=masks, qkv=qkv, scale=scale,
-                 num_heads=H, qkv_cache=qkv_cache)
+    cache = dict(groups=groups, pieces=pieces, costs=costs, probs=probs, dropped=dropped, masks=masks,
+                 qkv=qkv, scale=scale, num_heads=H, qkv_cache=qkv_cache)
     return context, cache
 
 
@@ -147,7 +147,7 @@ def packed_self_attention_backward(dcontext, cache):
     groups, probs, dropped, masks, qkv, H = (cache[k] for k in ("groups", "probs", "dropped", "masks",
                                                                 "qkv", "num_heads"))
     dqkv = np.empty_like(qkv)                                           # (N, 3C): [d(sQ) | dK | dV]
-    pieces, costs = _pieces(groups)
+    pieces = cache["pieces"]
 
     def attend_backward(i):
         g, s0, s1 = pieces[i]
@@ -164,5 +164,5 @@ def packed_self_attention_backward(dcontext, cache):
         np.matmul(dscores, k, out=dq)
         np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dk)
 
-    for_each_piece(attend_backward, costs)
+    for_each_piece(attend_backward, cache["costs"])
     return qkv_backward(dqkv, cache["qkv_cache"], cache["scale"])
