@@ -15,12 +15,16 @@ and optimizer -- on the textbook layers, and step through them in a debugger:
 The numbers agree to float precision either way (the transformers checks run in both).  Switch
 between steps, not between a forward and its backward: the two tiers' caches differ, and a model
 refuses a backward in the other tier.
+
+The fast kernels are compiled with Numba.  Where numba cannot be imported, minibert runs on the
+textbook layers and says so once (a warning), so nothing breaks: it is only slower.
 """
 
 import os
+import warnings
 from contextlib import contextmanager
 
-from . import kernels, layers
+from . import layers
 
 # Every name the models and the optimizer call; each exists in both tiers with one signature.
 OPS = (
@@ -36,7 +40,20 @@ OPS = (
     "adam_update",
 )
 
-_state = {"reference": os.environ.get("MINIBERT_REFERENCE", "").strip() not in ("", "0")}
+_state = {"reference": os.environ.get("MINIBERT_REFERENCE", "").strip() not in ("", "0"), "kernels": None}
+
+
+def fast_kernels():
+    """The `minibert.kernels` module, or None when numba cannot be imported (warned once)."""
+    if _state["kernels"] is None:
+        try:
+            from . import kernels
+            _state["kernels"] = kernels
+        except ImportError as error:
+            _state["kernels"] = False
+            warnings.warn(f"minibert runs on its textbook layers, without the compiled fast kernels: "
+                          f"{error} (pip install numba)", RuntimeWarning, stacklevel=3)
+    return _state["kernels"] or None
 
 
 def use_reference(flag: bool = True) -> None:
@@ -45,12 +62,12 @@ def use_reference(flag: bool = True) -> None:
 
 
 def is_reference() -> bool:
-    return _state["reference"]
+    return _state["reference"] or fast_kernels() is None
 
 
 def tier() -> str:
     """"reference" or "fast": which layers run now."""
-    return "reference" if _state["reference"] else "fast"
+    return "reference" if is_reference() else "fast"
 
 
 @contextmanager
@@ -67,5 +84,5 @@ def reference_layers(flag: bool = True):
 def __getattr__(name):
     """`ops.NAME` is NAME from the tier in force at the moment of the call."""
     if name in OPS:
-        return getattr(layers if _state["reference"] else kernels, name)
+        return getattr(layers if is_reference() else fast_kernels(), name)
     raise AttributeError(f"module 'minibert.ops' has no attribute {name!r}")

@@ -16,7 +16,15 @@ it.  OPENBLAS_THREAD_TIMEOUT=18 caps the wait at 2^18 cycles (~0.1 ms).  OpenBLA
 when NumPy is first imported, so `configure_runtime()` must run before `import numpy` for this
 part to take effect (it says whether it did); a value the user set is kept.
 
-Neither changes a result: the same arrays, the same numbers.  This module imports nothing but the
+3. One thread count for the two pools of threads.  NumPy's BLAS runs the matrix products and
+Numba runs the compiled kernels between them (minibert/kernels); one finishes before the other
+starts, so each may use every core, and together they never ask for more threads than cores.
+Left alone, Numba would start a thread for every CPU of the machine, even those this process may
+not run on (a container, `taskset`).  MINIBERT_NUM_THREADS (default: the cores this process may
+run on) sets NUMBA_NUM_THREADS and OPENBLAS_NUM_THREADS, unless the user set them; both are read
+when the library loads, so this too must run before NumPy and Numba are imported.
+
+None changes a result: the same arrays, the same numbers.  This module imports nothing but the
 standard library, so a program can call it before NumPy loads.
 """
 
@@ -31,8 +39,32 @@ M_MMAP_THRESHOLD = -3
 
 
 def configure_runtime() -> dict:
-    """Make both settings.  Returns {"malloc_reuse": applied?, "blas_short_spin": will take effect?}."""
-    return {"malloc_reuse": keep_freed_memory_for_reuse(), "blas_short_spin": short_blas_spin()}
+    """Make the three settings.  Returns {"malloc_reuse": applied?, "blas_short_spin": will take
+    effect?, "threads": the count both pools were given, or None if NumPy was loaded already}."""
+    return {"malloc_reuse": keep_freed_memory_for_reuse(), "blas_short_spin": short_blas_spin(),
+            "threads": share_threads()}
+
+
+def num_threads() -> int:
+    """MINIBERT_NUM_THREADS, else the number of cores this process may run on."""
+    env = os.environ.get("MINIBERT_NUM_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:               # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def share_threads():
+    """Give Numba's and OpenBLAS's pools num_threads() threads each (a value the user set is kept),
+    if neither library is loaded yet.  Returns the count, or None when it is too late."""
+    if "numpy" in sys.modules or "numba" in sys.modules:
+        return None
+    n = str(num_threads())
+    os.environ.setdefault("NUMBA_NUM_THREADS", n)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", n)
+    return int(os.environ["NUMBA_NUM_THREADS"])
 
 
 def keep_freed_memory_for_reuse() -> bool:

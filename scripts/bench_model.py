@@ -5,6 +5,7 @@ its BERT graph fusions, on the same work, side by side.
     python scripts/bench_model.py --sizes tiny mini --batches 8 --repeats 5 --json out.json
     python scripts/bench_model.py --reference ...           # minibert on its textbook layers
     python scripts/bench_model.py --workload sentences      # the realistic workload alone
+    python scripts/bench_model.py --workload kernels        # each fused step against PyTorch's (bench_kernels.py)
 
 For each size and batch: identical random weights and inputs; outputs checked equal (float32
 tolerance) before anything is timed; then, interleaving the two implementations, warm-up
@@ -161,6 +162,8 @@ def machine_header(rate, threads):
     from threadpoolctl import threadpool_info
     blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} kernel, {p.get('num_threads')} threads)"
             for p in threadpool_info() if p.get("user_api") == "blas"]
+    import numba
+    blas.append(f"Numba {numba.__version__}, {numba.get_num_threads()} threads")
     return (f"CPU: {cpu}; NumPy's BLAS: {', '.join(blas) or 'unknown'}; OPENBLAS_CORETYPE="
             f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\nfloat32 GEMM rate (NumPy, 2048^3): {rate:.0f} GFLOP/s; "
             f"PyTorch and ONNX Runtime threads: {threads}")
@@ -436,8 +439,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (NumPy's BLAS uses the cores)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", default=None, help="write the table to this JSON file too")
-    parser.add_argument("--workload", choices=["fixed", "sentences", "both"], default="both",
-                        help="fixed: random ids of length 128 at every size; sentences: the realistic workload")
+    parser.add_argument("--workload", choices=["fixed", "sentences", "both", "kernels"], default="both",
+                        help="fixed: random ids of length 128 at every size; sentences: the realistic workload; "
+                             "kernels: each fused step against PyTorch's same operation (scripts/bench_kernels.py)")
     parser.add_argument("--reference", action="store_true",
                         help="time minibert's textbook layers instead of its fast kernels (minibert.ops)")
     a = parser.parse_args()
@@ -452,14 +456,19 @@ def main():
     print(f"sequence {SEQ}, vocabulary {VOCAB}; minibert on its {'textbook layers' if a.reference else 'fast kernels'}")
     import tempfile
     workdir = tempfile.mkdtemp(prefix="minibert-bench-")
-    rows, sentence_rows = [], []
+    rows, sentence_rows, kernel_rows = [], [], []
+    if a.workload == "kernels":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_kernels import bench_kernels
+        print(f"\nfused steps at batch 32, sequence 128 (float32); ratio = PyTorch's time / minibert's")
+        kernel_rows = bench_kernels(a.sizes, max(a.repeats, 5), a.threads)
     if a.workload in ("sentences", "both"):
         print("\nrealistic workload: all-MiniLM-L6-v2 on the sentiment test sentences, batch 32")
         sentence_rows = bench_sentences(32, a.repeats, a.threads, workdir)
         gc.collect()
         release_freed_memory()
         print()
-    for size in (a.sizes if a.workload != "sentences" else []):
+    for size in (a.sizes if a.workload in ("fixed", "both") else []):
         for batch in a.batches:
             new = bench_pair(size, batch, a.repeats, a.threads, workdir)
             gc.collect()
@@ -474,7 +483,8 @@ def main():
                 print_row(r, rate)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"gemm_gflops": rate, "rows": rows, "sentences": sentence_rows}, f, indent=1)
+            json.dump({"gemm_gflops": rate, "rows": rows, "sentences": sentence_rows, "kernels": kernel_rows}, f,
+                      indent=1)
 
 
 HEADER_DONE = []

@@ -164,7 +164,8 @@ print(json.dumps({
 
 
 def probe(mode, **env):
-    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OPENBLAS_THREAD_TIMEOUT", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
                          env={**clean, **env}, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -186,8 +187,8 @@ def test_importing_minibert_changes_nothing_in_the_process():
 def test_configure_runtime_makes_both_settings_before_numpy():
     """The explicit call does change the process: the same probe then sees the heap serve the
     64 MiB block and OpenBLAS's spin shortened; a user's own value is kept."""
-    result = probe("configure")
-    assert result["applied"] == {"malloc_reuse": True, "blas_short_spin": True}
+    result = probe("configure", MINIBERT_NUM_THREADS="3")
+    assert result["applied"] == {"malloc_reuse": True, "blas_short_spin": True, "threads": 3}
     assert result["blas_timeout"] == "18"
     assert not result["big_block_from_mmap"]
     assert probe("configure", OPENBLAS_THREAD_TIMEOUT="25")["blas_timeout"] == "25"
@@ -199,6 +200,39 @@ def test_runtime_settings_after_numpy_say_they_are_too_late():
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["False", "None"]
+
+
+def test_one_thread_count_for_blas_and_numba():
+    """configure_runtime gives NumPy's BLAS and Numba's kernels the same count: the cores this
+    process may run on, or MINIBERT_NUM_THREADS; a count the user gave either library is kept."""
+    code = ("from minibert.runtime import configure_runtime; configure_runtime(); import numba; "
+            "from threadpoolctl import threadpool_info; "
+            "print(numba.get_num_threads(), [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'][0])")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+    def counts(**extra):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**env, **extra})
+        return out.stdout.split()
+    cores = str(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else str(os.cpu_count())
+    assert counts() == [cores, cores]
+    assert counts(MINIBERT_NUM_THREADS="1") == ["1", "1"]
+    assert counts(MINIBERT_NUM_THREADS="1", NUMBA_NUM_THREADS="2") == ["2", "1"]
+
+
+def test_without_numba_the_textbook_layers_run_and_say_so_once():
+    """Where numba cannot be imported, every op is the textbook one, a model still trains, and one
+    warning names the reason."""
+    code = ("import sys, warnings; sys.modules['numba'] = None; warnings.simplefilter('always'); "
+            "import numpy as np; from minibert import ops, layers, BertModel, BertConfig; "
+            "print(ops.tier(), ops.layer_norm_forward is layers.layer_norm_forward, ops.tier()); "
+            "m = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, "
+            "intermediate_size=12)); out = m(np.array([[2, 5, 7, 0]]), np.array([[1, 1, 1, 0]])); "
+            "print(set(m.backward(np.ones_like(out.last_hidden_state))) == set(m.params))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["reference", "True", "reference", "True"]
+    assert out.stderr.count("RuntimeWarning: minibert runs on its textbook layers") == 1
+    assert "numba" in out.stderr
 
 
 def test_import_minibert_loads_no_numpy_and_the_command_configures_first():

@@ -47,7 +47,10 @@ def test_masked_only_prediction_gives_the_same_loss_and_gradients(dtype):
     kept = model(ids, mask, types, labels=labels, predict_masked_only=True)
     g_kept = model.backward()
     assert kept.logits.shape == ((labels != -100).sum(), config.vocab_size)
-    np.testing.assert_allclose(kept.logits, full.logits[labels != -100], rtol=TOL[dtype]["out"])
+    # Relative to the largest logit: the two products have different row counts, and BLAS may round
+    # them differently, by a fraction of the terms' size, not of a result that happens to be near 0.
+    np.testing.assert_allclose(kept.logits, full.logits[labels != -100], rtol=TOL[dtype]["out"],
+                               atol=TOL[dtype]["out"] * np.abs(full.logits).max())
     assert abs(kept.loss - full.loss) <= TOL[dtype]["out"] * abs(full.loss)
     for k in g_full:
         np.testing.assert_allclose(g_kept[k], g_full[k], rtol=TOL[dtype]["grad"], atol=1e-7, err_msg=k)

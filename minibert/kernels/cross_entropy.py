@@ -1,40 +1,60 @@
-"""Fast cross-entropy: `layers.cross_entropy`, the log-softmax and its gradient a block of rows at
-a time on every core (an MLM batch's logits are (N, V): tens of megabytes)."""
+"""Fast cross-entropy: `layers.cross_entropy`, the log-softmax and its gradient in one compiled
+pass per row (an MLM batch's logits are (N, V): tens of megabytes).
+
+Each row's max is NumPy's (a vectorised reduction that keeps NaN); the compiled pass writes
+z - max, sums its exps (elementary.py's exp) and subtracts the log of the sum; the backward
+writes exp(log p) scaled by the row's weight, less the weight at the target, in one pass.
+"""
+
+import math
 
 import numpy as np
+from numba import njit, prange
 
 from ..layers.cross_entropy import IGNORE_INDEX
-from .parallel import for_each_row_block
+from .elementary import SUMS, exp
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def log_softmax_rows(z, row_max, log_probs):
+    """log softmax(z) = (z - max z) - log sum exp(z - max z), row by row."""
+    for i in prange(z.shape[0]):
+        total = z.dtype.type(0.0)
+        for j in range(z.shape[1]):
+            shifted = z[i, j] - row_max[i]
+            log_probs[i, j] = shifted
+            total += exp(shifted)
+        log_total = z.dtype.type(math.log(total))
+        for j in range(z.shape[1]):
+            log_probs[i, j] -= log_total
+
+
+@njit(parallel=True, cache=True)
+def softmax_minus_onehot_rows(log_probs, targets, row_scale, dlogits):
+    """dlogits_i = row_scale_i (softmax(z_i) - onehot(target_i))."""
+    for i in prange(log_probs.shape[0]):
+        for j in range(log_probs.shape[1]):
+            dlogits[i, j] = exp(log_probs[i, j]) * row_scale[i]
+        dlogits[i, targets[i]] -= row_scale[i]
 
 
 def cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
     """As layers.cross_entropy.cross_entropy_forward."""
     keep = labels != ignore_index                                  # (N,)
     n = max(int(keep.sum()), 1)
+    logits = np.ascontiguousarray(logits)
     log_probs = np.empty_like(logits)                              # (N, K)
-    for_each_row_block(_log_softmax_block, log_probs, logits)
+    log_softmax_rows(logits, logits.max(-1), log_probs)
     targets = np.where(keep, labels, 0)
     picked = np.take_along_axis(log_probs, targets[:, None], axis=1)[:, 0]   # (N,)
     loss = -(picked * keep).sum() / n
     return float(loss), (log_probs, targets, keep, n)
 
 
-def _log_softmax_block(log_probs, z):
-    """log softmax(z) = (z - max z) - log sum exp(z - max z), row by row."""
-    np.subtract(z, z.max(-1, keepdims=True), out=log_probs)
-    log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
-
-
 def cross_entropy_backward(dloss, cache):
     """As layers.cross_entropy.cross_entropy_backward."""
     log_probs, targets, keep, n = cache
-    row_scale = (keep * (dloss / n)).astype(log_probs.dtype)[:, None]     # (N, 1): 0 when ignored
+    row_scale = (keep * (dloss / n)).astype(log_probs.dtype)       # (N,): 0 when ignored
     dlogits = np.empty_like(log_probs)
-    for_each_row_block(_scaled_softmax_block, dlogits, log_probs, row_scale)
-    dlogits[np.arange(len(targets)), targets] -= row_scale[:, 0]
+    softmax_minus_onehot_rows(log_probs, targets, row_scale, dlogits)
     return dlogits, {}
-
-
-def _scaled_softmax_block(out, log_probs, row_scale):
-    np.exp(log_probs, out=out)
-    out *= row_scale

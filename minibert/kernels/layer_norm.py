@@ -1,13 +1,71 @@
-"""Fast LayerNorm: `layers.layer_norm` and `layers.fused.add_layer_norm`.
+"""Fast LayerNorm: `layers.layer_norm` and `layers.fused.add_layer_norm`, one compiled pass per row.
 
-A block of rows at a time on every core (parallel.py), each step written into a preallocated
-array, row sums through einsum; add_layer_norm sums x + residual inside the block instead of as
-one more pass over memory.
+Each row (C numbers, in cache) is read once for its mean, once for its variance (two passes, as
+the textbook: the one-pass formula cancels), once to write xhat and y; add_layer_norm sums
+x + residual on the way in.  The rows are shared among the threads (`prange`).  The backward's
+weight and bias gradients are sums over rows: each thread sums its own span of rows into its own
+partial, and the partials are added at the end (deterministic for a given thread count).
 """
 
 import numpy as np
+from numba import get_num_threads, njit, prange
 
-from .parallel import for_each_row_block, row_dot, row_sum, rows
+from .elementary import SUMS
+from .gelu import rows
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def layer_norm_rows(x, residual, weight, bias, eps, y, xhat, rstd):
+    """x, residual (or empty): (N, C).  y, xhat: (N, C), rstd: (N,), written."""
+    N, C = x.shape
+    t = x.dtype.type
+    inv_c = t(1.0 / C)
+    for i in prange(N):
+        if residual.size:
+            for j in range(C):
+                y[i, j] = x[i, j] + residual[i, j]
+        else:
+            for j in range(C):
+                y[i, j] = x[i, j]
+        total = t(0.0)
+        for j in range(C):
+            total += y[i, j]
+        mean = total * inv_c
+        var = t(0.0)
+        for j in range(C):
+            d = y[i, j] - mean
+            xhat[i, j] = d
+            var += d * d
+        r = t(1.0) / np.sqrt(var * inv_c + t(eps))
+        rstd[i] = r
+        for j in range(C):
+            h = xhat[i, j] * r
+            xhat[i, j] = h
+            y[i, j] = h * weight[j] + bias[j]
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def layer_norm_grad_rows(dy, xhat, rstd, weight, dx, dweight_parts, dbias_parts):
+    """dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy weight; the per-thread partial sums of
+    dy xhat and dy over rows into dweight_parts, dbias_parts: (P, C)."""
+    N, C = dy.shape
+    P = dweight_parts.shape[0]
+    t = dy.dtype.type
+    inv_c = t(1.0 / C)
+    for p in prange(P):
+        dweight_parts[p, :] = t(0.0)
+        dbias_parts[p, :] = t(0.0)
+        for i in range(N * p // P, N * (p + 1) // P):
+            sum_g, sum_gx = t(0.0), t(0.0)
+            for j in range(C):
+                g = dy[i, j] * weight[j]
+                sum_g += g
+                sum_gx += g * xhat[i, j]
+                dweight_parts[p, j] += dy[i, j] * xhat[i, j]
+                dbias_parts[p, j] += dy[i, j]
+            mean_g, mean_gx = sum_g * inv_c, sum_gx * inv_c
+            for j in range(C):
+                dx[i, j] = rstd[i] * (dy[i, j] * weight[j] - mean_g - xhat[i, j] * mean_gx)
 
 
 def layer_norm_forward(x, weight, bias, eps):
@@ -23,45 +81,23 @@ def add_layer_norm_forward(x, residual, weight, bias, eps):
 def _layer_norm(x, residual, weight, bias, eps):
     y, xhat = np.empty_like(x), np.empty_like(x)
     rstd = np.empty((*x.shape[:-1], 1), dtype=x.dtype)
-    inputs = (rows(x),) if residual is None else (rows(x), rows(residual))
-    for_each_row_block(lambda *blocks: _layer_norm_block(*blocks, weight=weight, bias=bias, eps=eps),
-                       rows(y), rows(xhat), rows(rstd), *inputs)
+    residual = np.empty((0, 0), dtype=x.dtype) if residual is None else rows(residual)
+    layer_norm_rows(rows(x), residual, weight, bias, eps, rows(y), rows(xhat), rstd.reshape(-1))
     return y, (xhat, rstd, weight)
-
-
-def _layer_norm_block(y, xhat, rstd, x, residual=None, *, weight, bias, eps):
-    inv_c = 1.0 / x.shape[-1]
-    if residual is not None:
-        x = np.add(x, residual, out=y)                     # x + residual (y is free until the end)
-    np.subtract(x, row_sum(x) * inv_c, out=xhat)           # centred
-    np.multiply(row_dot(xhat, xhat), inv_c, out=rstd)      # var
-    rstd += eps
-    np.sqrt(rstd, out=rstd)
-    np.divide(1.0, rstd, out=rstd)                         # 1 / sqrt(var + eps)
-    xhat *= rstd                                           # normalised
-    np.multiply(xhat, weight, out=y)
-    y += bias
 
 
 def layer_norm_backward(dy, cache):
     """As layers.layer_norm.layer_norm_backward."""
     xhat, rstd, weight = cache
     dx = np.empty_like(xhat)
-    for_each_row_block(lambda *blocks: _layer_norm_grad_block(*blocks, weight),
-                       rows(dx), rows(dy), rows(xhat), rows(rstd))
-    dy2 = rows(dy)
-    return dx, {"weight": np.einsum("nc,nc->c", dy2, rows(xhat)), "bias": dy2.sum(0)}
+    C = xhat.shape[-1]
+    parts = max(1, min(get_num_threads(), rows(xhat).shape[0]))
+    dweight, dbias = np.empty((parts, C), dtype=xhat.dtype), np.empty((parts, C), dtype=xhat.dtype)
+    layer_norm_grad_rows(rows(np.ascontiguousarray(dy)), rows(xhat), rstd.reshape(-1), weight, rows(dx),
+                         dweight, dbias)
+    return dx, {"weight": dweight.sum(0), "bias": dbias.sum(0)}
 
 
 def add_layer_norm_backward(dy, cache):
     """As layers.fused.add_layer_norm_backward: the gradient of x + residual."""
     return layer_norm_backward(dy, cache)
-
-
-def _layer_norm_grad_block(dx, dy, xhat, rstd, weight):
-    inv_c = 1.0 / dy.shape[-1]
-    g = dy * weight
-    np.multiply(xhat, row_dot(g, xhat) * inv_c, out=dx)    # xhat mean(g xhat)
-    np.subtract(g, dx, out=dx)
-    dx -= row_sum(g) * inv_c                               # mean(g)
-    dx *= rstd

@@ -1,56 +1,63 @@
-"""Fast softmax over the last axis: `layers.softmax`.
+"""Fast softmax over the last axis: `layers.softmax`, one compiled pass per row.
 
-Any shift m gives the same softmax; a shift at least as large as the row's values keeps exp from
-overflowing.  The textbook m is each row's max.  Here m is the max of each (R, K) matrix (an
-attention head's scores): one long reduction, where a max per row of 128 costs as much as the
-exp.  A row whose values all lie far below its matrix's max would then lose precision (exp
-underflows): a row whose exps sum below SOFTMAX_MIN_SUM is redone with its own max.  exp(a) is
-computed as 2^(a log2 e): NumPy's float32 exp2 is twice as fast as its exp.  A block of matrices
-at a time on every core.
+    y_i = exp(x_i - m) / sum_j exp(x_j - m),   m = max_j x_j        (the textbook's shift)
+
+Each row is read once for its max, once to write exp(x - m) and sum it, once to divide; the rows
+are shared among the threads.  exp is elementary.py's (float32: relative error < 1 eps32; a
+masked score, the dtype's minimum, gives exactly 0; a row of nothing but masked scores is uniform,
+as in torch).  A NaN or +inf in a row makes the whole row NaN, as in the textbook.
 """
 
-import math
-
 import numpy as np
+from numba import njit, prange
 
-from .parallel import for_each_row_block, row_dot, row_sum, rows
+from .elementary import SUMS, exp
+from .gelu import rows
 
-LOG2_E = 1.0 / math.log(2.0)
-SOFTMAX_MIN_SUM = 1e-20      # a row whose exps sum above this kept its largest term >= 1e-24: full precision
+
+@njit(inline="always")
+def softmax_row(x, y):
+    """y = softmax(x) for one row (1-D views; y may be x)."""
+    m = x[0]
+    for j in range(1, x.shape[0]):
+        if x[j] > m:
+            m = x[j]
+    total = x.dtype.type(0.0)
+    for j in range(x.shape[0]):
+        e = exp(x[j] - m)
+        y[j] = e
+        total += e
+    inv = x.dtype.type(1.0) / total
+    for j in range(x.shape[0]):
+        y[j] *= inv
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def softmax_rows(x, y):
+    for i in prange(x.shape[0]):
+        softmax_row(x[i], y[i])
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def softmax_grad_rows(dy, y, dx):
+    """dx_i = y_i (dy_i - sum_j dy_j y_j), row by row."""
+    for i in prange(y.shape[0]):
+        dot = y.dtype.type(0.0)
+        for j in range(y.shape[1]):
+            dot += dy[i, j] * y[i, j]
+        for j in range(y.shape[1]):
+            dx[i, j] = y[i, j] * (dy[i, j] - dot)
 
 
 def softmax_forward(x):
-    """As layers.softmax.softmax_forward, for x: (..., R, K)."""
-    K = x.shape[-1]
-    R = x.shape[-2] if x.ndim > 1 else 1
+    """As layers.softmax.softmax_forward, x: (..., K)."""
     y = np.empty_like(x)
-    for_each_row_block(lambda y, x: softmax_rows(y, x, K), y.reshape(-1, R * K), x.reshape(-1, R * K))
+    softmax_rows(rows(x), rows(y))
     return y, y
 
 
-def softmax_rows(y, x, K):
-    """x, y: (G, R * K), G matrices of R rows of K."""
-    np.subtract(x, x.max(-1, keepdims=True), out=y)      # shift by each matrix's max
-    with np.errstate(over="ignore"):                       # a masked score (the dtype's min) -> -inf
-        y *= LOG2_E
-    np.exp2(y, out=y)                                      # 2^-inf = 0
-    y, x = y.reshape(-1, K), x.reshape(-1, K)              # rows
-    total = row_sum(y)                                     # (G R, 1)
-    redo = np.flatnonzero(~(total[:, 0] >= SOFTMAX_MIN_SUM))   # far below the max, or NaN
-    if redo.size:
-        shifted = x[redo] - x[redo].max(-1, keepdims=True)  # the textbook shift for these rows
-        y[redo] = np.exp(shifted)
-        total[redo] = y[redo].sum(-1, keepdims=True)
-    y /= total
-
-
 def softmax_backward(dy, y):
-    """As layers.softmax.softmax_backward: dx_i = y_i (dy_i - sum_j dy_j y_j)."""
+    """As layers.softmax.softmax_backward."""
     dx = np.empty_like(y)
-    for_each_row_block(softmax_grad_rows, rows(dx), rows(dy), rows(y))
+    softmax_grad_rows(rows(np.ascontiguousarray(dy)), rows(y), rows(dx))
     return dx, {}
-
-
-def softmax_grad_rows(dx, dy, y):
-    np.subtract(dy, row_dot(dy, y), out=dx)
-    dx *= y
