@@ -11,9 +11,9 @@ Each row is one step of a training step at batch 32, sequence 128 (N = 4,096 row
   add+LayerNorm bwd  dx, dweight, dbias
   masked softmax     softmax(scores + padding mask)            (B, H, T, T), a quarter of the keys padded
   softmax bwd
-  attention          softmax(Q K^T / sqrt D + mask) V inside the heads, Q K V given: (B, T, 3C) -> (B, T, C)
-                     (PyTorch: scaled_dot_product_attention with the mask)
-  attention bwd      dQ, dK, dV
+  attention          the Q, K, V projection and softmax(Q K^T / sqrt D + mask) V in the heads:
+                     (B, T, C) -> (B, T, C) (PyTorch: F.linear and scaled_dot_product_attention)
+  attention bwd      dx and the projections' gradients
   packed attention   the same batch with its padding removed (minibert's packed path; PyTorch has
                      no packed CPU attention, so its padded attention is the peer)
   AdamW              one update of every parameter of the model (PyTorch: torch.optim.AdamW, default)
@@ -81,29 +81,30 @@ def cases(size, rng):
     x, w, b, dy4 = randn(N, C), randn(4 * C, C, scale=C ** -0.5), randn(4 * C), randn(N, 4 * C)
     xt, wt, bt = (t(a).requires_grad_() for a in (x, w, b))
     check(kernels.linear_activation_forward(x, w, b, "gelu")[0], F.gelu(F.linear(xt, wt, bt)).detach(), "linear+GELU")
-    out.append(("linear+GELU", lambda: kernels.linear_activation_forward(x, w, b, "gelu"),
-                lambda: F.gelu(F.linear(xt.detach(), wt.detach(), bt.detach()))))
+    out.append(("linear+GELU", lambda x=x, w=w, b=b: kernels.linear_activation_forward(x, w, b, "gelu"),
+                lambda x=xt.detach(), w=wt.detach(), b=bt.detach(): F.gelu(F.linear(x, w, b))))
     _, cache = kernels.linear_activation_forward(x, w, b, "gelu")
     yt = F.gelu(F.linear(xt, wt, bt))
     dyt = t(dy4)
     check(kernels.linear_activation_backward(dy4, cache)[0], torch.autograd.grad(yt, xt, dyt, retain_graph=True)[0],
           "linear+GELU bwd")
     out.append(("linear+GELU bwd", lambda: kernels.linear_activation_backward(dy4, cache),
-                lambda: torch.autograd.grad(yt, (xt, wt, bt), dyt, retain_graph=True)))
+                lambda y=yt, inputs=(xt, wt, bt), dy=dyt: torch.autograd.grad(y, inputs, dy, retain_graph=True)))
     # add + LayerNorm
     x, r, g, beta, dy = randn(N, C), randn(N, C), randn(C), randn(C), randn(N, C)
     xt, rt, gt, betat = (t(a).requires_grad_() for a in (x, r, g, beta))
     check(kernels.add_layer_norm_forward(x, r, g, beta, 1e-12)[0],
           F.layer_norm(xt + rt, (C,), gt, betat, 1e-12).detach(), "add+LayerNorm")
-    out.append(("add+LayerNorm", lambda: kernels.add_layer_norm_forward(x, r, g, beta, 1e-12),
-                lambda: F.layer_norm(xt.detach() + rt.detach(), (C,), gt.detach(), betat.detach(), 1e-12)))
+    out.append(("add+LayerNorm", lambda x=x: kernels.add_layer_norm_forward(x, r, g, beta, 1e-12),
+                lambda x=xt.detach(), r=rt.detach(), g=gt.detach(), b=betat.detach(): F.layer_norm(x + r, (C,), g, b,
+                                                                                                 1e-12)))
     _, cache_ln = kernels.add_layer_norm_forward(x, r, g, beta, 1e-12)
     yt = F.layer_norm(xt + rt, (C,), gt, betat, 1e-12)
     dyt = t(dy)
     check(kernels.add_layer_norm_backward(dy, cache_ln)[0], torch.autograd.grad(yt, xt, dyt, retain_graph=True)[0],
           "add+LayerNorm bwd")
-    out.append(("add+LayerNorm bwd", lambda: kernels.add_layer_norm_backward(dy, cache_ln),
-                lambda: torch.autograd.grad(yt, (xt, gt, betat), dyt, retain_graph=True)))
+    out.append(("add+LayerNorm bwd", lambda dy=dy: kernels.add_layer_norm_backward(dy, cache_ln),
+                lambda y=yt, inputs=(xt, gt, betat), dy=dyt: torch.autograd.grad(y, inputs, dy, retain_graph=True)))
     # masked softmax
     lengths = rng.integers(T // 2, T + 1, BATCH)
     mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)
@@ -118,44 +119,41 @@ def cases(size, rng):
           "softmax bwd")
     out.append(("softmax bwd", lambda: kernels.softmax_backward(dp, probs),
                 lambda: torch._softmax_backward_data(t(dp), pt, -1, torch.float32)))
-    # attention inside the heads, Q K V given
-    from minibert.kernels.attention import _attend, _attend_backward
-    qkv = randn(N, 3 * C)
-    qkv[:, :C] *= D ** -0.5                                           # ours folds the scale into Q
-    starts, full = np.arange(BATCH, dtype=np.int64) * T, np.full(BATCH, T, dtype=np.int64)
-    key_bias = np.ascontiguousarray(bias.reshape(BATCH, T))
-    q_t, k_t, v_t = (t(qkv).reshape(BATCH, T, 3, H, D)[:, :, i].transpose(1, 2).contiguous().requires_grad_()
-                     for i in range(3))
+    # self-attention: the Q, K, V projection, then softmax(Q K^T / sqrt D + mask) V in the heads
+    from minibert.models.packing import pack_batch
+    x = randn(BATCH, T, C)
+    attn_params = {f"{n}.{k}": randn(*((C, C) if k == "weight" else (C,)), scale=C ** -0.5)
+              for n in ("query", "key", "value") for k in ("weight", "bias")}
+    x_t = t(x).requires_grad_()
+    w_t = {k: t(v).requires_grad_() for k, v in attn_params.items()}
     keep = t(mask.astype(bool))[:, None, None, :]
 
-    def theirs_attention():
-        return F.scaled_dot_product_attention(q_t, k_t, v_t, attn_mask=keep, scale=1.0)
+    def theirs_attention(x_in=x_t):
+        q, k, v = (F.linear(x_in, w_t[f"{n}.weight"], w_t[f"{n}.bias"]).reshape(BATCH, T, H, D).transpose(1, 2)
+                   for n in ("query", "key", "value"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=keep).transpose(1, 2).reshape(BATCH, T, C)
 
-    ctx, cache_a = _attend(qkv, H, starts, full, key_bias, 0.0, None, False, [])
+    ctx, cache_a = kernels.self_attention_forward(x, bias, attn_params, H, 0.0, None, False)
     ctx_t = theirs_attention()
-    real = mask.reshape(-1).astype(bool)
-    check(ctx[real], ctx_t.transpose(1, 2).reshape(N, C).detach()[t(real)], "attention")
-    out.append(("attention", lambda: _attend(qkv, H, starts, full, key_bias, 0.0, None, False, []),
-                lambda: theirs_attention().detach()))
-    cache_a.update(qkv_cache=(np.zeros((N, 1), f32), np.zeros((3 * C, 1), f32)), scale=1.0)
-    dctx = randn(N, C)
-    dctx_t = t(dctx).reshape(BATCH, T, H, D).transpose(1, 2)
-    out.append(("attention bwd", lambda: _attend_backward(dctx, cache_a),
-                lambda: torch.autograd.grad(ctx_t, (q_t, k_t, v_t), dctx_t, retain_graph=True)))
+    real = mask.astype(bool)
+    check(ctx[real], ctx_t.detach()[t(real)], "attention")
+    out.append(("attention", lambda: kernels.self_attention_forward(x, bias, attn_params, H, 0.0, None, False),
+                lambda: theirs_attention(x_t.detach())))
+    dctx = randn(BATCH, T, C)
+    dctx_t = t(dctx)
+    grad_inputs = (x_t, *w_t.values())
+    out.append(("attention bwd", lambda: kernels.self_attention_backward(dctx, cache_a),
+                lambda: torch.autograd.grad(ctx_t, grad_inputs, dctx_t, retain_graph=True)))
     # the same batch packed: only the real tokens, sequences of their own lengths
-    packed_rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)])
-    qkv_p = np.ascontiguousarray(qkv[packed_rows])
-    starts_p = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    lengths_p = lengths.astype(np.int64)
-    ctx_p, cache_p = _attend(qkv_p, H, starts_p, lengths_p, np.empty((0, 0), f32), 0.0, None, False, [])
-    check(ctx_p, ctx_t.transpose(1, 2).reshape(N, C).detach()[t(real)], "packed attention")
-    out.append(("packed attention", lambda: _attend(qkv_p, H, starts_p, lengths_p, np.empty((0, 0), f32), 0.0,
-                                                   None, False, []),
-                lambda: theirs_attention().detach()))
-    cache_p.update(qkv_cache=(np.zeros((len(packed_rows), 1), f32), np.zeros((3 * C, 1), f32)), scale=1.0)
-    dctx_p = np.ascontiguousarray(dctx[packed_rows])
-    out.append(("packed attention bwd", lambda: _attend_backward(dctx_p, cache_p),
-                lambda: torch.autograd.grad(ctx_t, (q_t, k_t, v_t), dctx_t, retain_graph=True)))
+    packing = pack_batch(mask)
+    x_p = packing.pack(x)
+    ctx_p, cache_p = kernels.packed_self_attention_forward(x_p, packing.groups, attn_params, H, 0.0, None, False)
+    out.append(("packed attention", lambda: kernels.packed_self_attention_forward(x_p, packing.groups, attn_params, H,
+                                                                                  0.0, None, False),
+                lambda: theirs_attention(x_t.detach())))
+    dctx_p = packing.pack(dctx)
+    out.append(("packed attention bwd", lambda: kernels.packed_self_attention_backward(dctx_p, cache_p),
+                lambda: torch.autograd.grad(ctx_t, grad_inputs, dctx_t, retain_graph=True)))
     # AdamW over every parameter of the model
     shapes = [(VOCAB, C), (512, C), (2, C), (C,), (C,)] + L * [(C, C), (C,), (C, C), (C,), (C, C), (C,), (C, C), (C,),
                                                              (C,), (C,), (4 * C, C), (4 * C,), (C, 4 * C), (C,),
@@ -202,6 +200,7 @@ def cases(size, rng):
         return torch.autograd.grad(F.embedding(ids_t, table_t), table_t, dy_t)[0]
     check(ours_embedding(), theirs_embedding(), "embedding")
     out.append(("embedding", ours_embedding, theirs_embedding))
+    # (each closure above binds what it times as default arguments: later names are reused)
     return out
 
 

@@ -32,14 +32,13 @@ def softmax_row(x, y):
         y[j] *= inv
 
 
-@njit(parallel=True, cache=True, fastmath=SUMS)
-def softmax_rows(x, y):
+def _softmax_rows(x, y):
+    """y = softmax(x), row by row: x, y (R, K)."""
     for i in prange(x.shape[0]):
         softmax_row(x[i], y[i])
 
 
-@njit(parallel=True, cache=True, fastmath=SUMS)
-def softmax_grad_rows(dy, y, dx):
+def _softmax_grad_rows(dy, y, dx):
     """dx_i = y_i (dy_i - sum_j dy_j y_j), row by row."""
     for i in prange(y.shape[0]):
         dot = y.dtype.type(0.0)
@@ -47,6 +46,14 @@ def softmax_grad_rows(dy, y, dx):
             dot += dy[i, j] * y[i, j]
         for j in range(y.shape[1]):
             dx[i, j] = y[i, j] * (dy[i, j] - dot)
+
+
+# Each compiled twice: the rows shared among Numba's threads, and on the calling thread alone (for
+# attention's pieces, which already run one per thread: kernels/attention.py).
+softmax_rows = njit(parallel=True, cache=True, fastmath=SUMS)(_softmax_rows)
+softmax_grad_rows = njit(parallel=True, cache=True, fastmath=SUMS)(_softmax_grad_rows)
+softmax_rows_here = njit(cache=True, fastmath=SUMS)(_softmax_rows)
+softmax_grad_rows_here = njit(cache=True, fastmath=SUMS)(_softmax_grad_rows)
 
 
 def softmax_forward(x):
