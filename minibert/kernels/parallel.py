@@ -14,28 +14,19 @@ A compiled attention loop (no BLAS, no Python per sequence) was tried and measur
 than PyTorch's on these shapes: plain loops reach 10 GFLOP/s where BLAS reaches 80.
 """
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from ..runtime import num_threads
 
 BLOCK_BYTES = 1 << 20          # about a megabyte of the first array per block (measured best:
                                # smaller blocks pay NumPy's fixed cost per call more often,
                                # larger ones leave the caches)
 
 
-def _num_threads():
-    env = os.environ.get("MINIBERT_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:               # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-NUM_THREADS = _num_threads()
+NUM_THREADS = num_threads()            # as Numba's and OpenBLAS's pools (runtime.configure_runtime)
 _pool = None
 
 
