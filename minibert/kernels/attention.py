@@ -14,7 +14,8 @@ from ..layers.attention import PROJECTIONS, split_heads
 from ..layers.dropout import dropout_backward, dropout_forward, dropout_mask
 from .linear import linear_backward, linear_forward
 from .parallel import NUM_THREADS, for_each_piece, rows, stacked_matmul
-from .softmax import softmax_backward, softmax_forward, softmax_grad_rows_here, softmax_rows_here
+from .softmax import (masked_softmax_forward, softmax_backward, softmax_forward, softmax_grad_rows_here,
+                      softmax_rows_here)
 
 
 def merged_heads_buffer(B, T, num_heads, D, dtype):
@@ -57,9 +58,10 @@ def self_attention_forward(x, mask_bias, params, num_heads, dropout_p, rng, trai
     qkv, qkv_cache, scale = project_qkv(x, params, num_heads)                         # (B, T, 3C)
     q, k, v = qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4)            # 3 x (B, H, T, D)
     scores = stacked_matmul(q, k.transpose(0, 1, 3, 2))                 # (B, H, T, T), = Q K^T / sqrt(D)
-    if mask_bias is not None:
-        scores += mask_bias
-    probs, softmax_cache = softmax_forward(scores)
+    if mask_bias is None:
+        probs, softmax_cache = softmax_forward(scores)
+    else:
+        probs, softmax_cache = masked_softmax_forward(scores, mask_bias)            # softmax(S + M)
     dropped, dropout_cache = dropout_forward(probs, dropout_p, rng, training)
     context, context_heads = merged_heads_buffer(B, T, num_heads, D, v.dtype)
     stacked_matmul(dropped, v, out=context_heads)                       # merge_heads(P V): (B, T, C)

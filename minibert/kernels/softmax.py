@@ -38,6 +38,19 @@ def _softmax_rows(x, y):
         softmax_row(x[i], y[i])
 
 
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def masked_softmax_rows(x, key_bias, y):
+    """y = softmax(x + bias) for x, y: (B, R, K) (R = H T: every head's query rows of sequence b),
+    key_bias: (B, K), the padding mask added on the way in (the scores are not written)."""
+    B, R, K = x.shape
+    for n in prange(B * R):
+        b, r = n // R, n % R
+        row = y[b, r]
+        for j in range(K):
+            row[j] = x[b, r, j] + key_bias[b, j]
+        softmax_row(row, row)
+
+
 def _softmax_grad_rows(dy, y, dx):
     """dx_i = y_i (dy_i - sum_j dy_j y_j), row by row."""
     for i in prange(y.shape[0]):
@@ -60,6 +73,16 @@ def softmax_forward(x):
     """As layers.softmax.softmax_forward, x: (..., K)."""
     y = np.empty_like(x)
     softmax_rows(rows(x), rows(y))
+    return y, y
+
+
+def masked_softmax_forward(scores, mask_bias):
+    """softmax(scores + mask_bias) in one pass, scores: (B, H, T, K), mask_bias: (B, 1, 1, K) as
+    layers.attention.attention_mask_bias gives it (the textbook adds it, then takes the softmax)."""
+    B, H, T, K = scores.shape
+    y = np.empty_like(scores)
+    key_bias = np.ascontiguousarray(np.broadcast_to(mask_bias, (B, 1, 1, K)).reshape(B, K), dtype=scores.dtype)
+    masked_softmax_rows(np.ascontiguousarray(scores).reshape(B, H * T, K), key_bias, y.reshape(B, H * T, K))
     return y, y
 
 
