@@ -50,6 +50,8 @@ def fast_kernels():
             from . import kernels
             _state["kernels"] = kernels
         except ImportError as error:
+            if (getattr(error, "name", None) or "").split(".")[0] not in ("numba", "llvmlite"):
+                raise                      # a bug of minibert's own, not a missing library
             _state["kernels"] = False
             warnings.warn(f"minibert runs on its textbook layers, without the compiled fast kernels: "
                           f"{error} (pip install numba)", RuntimeWarning, stacklevel=3)

@@ -20,7 +20,11 @@ part to take effect (it says whether it did); a value the user set is kept.
 Numba runs the compiled kernels between them (minibert/kernels); one finishes before the other
 starts, so each may use every core, and together they never ask for more threads than cores.
 Left alone, Numba would start a thread for every CPU of the machine, even those this process may
-not run on (a container, `taskset`).  MINIBERT_NUM_THREADS (default: the cores this process may
+not run on (a container, `taskset`).  Which pool Numba uses matters as much: with its OpenMP layer
+the idle workers spin after each kernel while OpenBLAS's threads want the same cores, and the
+real-sentence pass of all-MiniLM-L6-v2 ran at 100-120 sentences/s against 160-180 with Intel TBB's
+(2-core AMD EPYC); TBB is therefore a dependency where it has wheels (x86-64), and Numba picks it
+by itself.  MINIBERT_NUM_THREADS (default: the cores this process may
 run on) sets NUMBA_NUM_THREADS and OPENBLAS_NUM_THREADS, unless the user set them; both are read
 when the library loads, so this too must run before NumPy and Numba are imported.
 

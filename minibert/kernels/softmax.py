@@ -32,10 +32,44 @@ def softmax_row(x, y):
         y[j] *= inv
 
 
-def _softmax_rows(x, y):
-    """y = softmax(x), row by row: x, y (R, K)."""
+@njit(inline="always")
+def softmax_grad_row(dy, y, dx):
+    """dx_i = y_i (dy_i - sum_j dy_j y_j) for one row (1-D views)."""
+    dot = y.dtype.type(0.0)
+    for j in range(y.shape[0]):
+        dot += dy[j] * y[j]
+    for j in range(y.shape[0]):
+        dx[j] = y[j] * (dy[j] - dot)
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def softmax_rows(x, y):
+    """y = softmax(x), row by row: x, y (R, K), the rows shared among the threads."""
     for i in prange(x.shape[0]):
         softmax_row(x[i], y[i])
+
+
+@njit(parallel=True, cache=True, fastmath=SUMS)
+def softmax_grad_rows(dy, y, dx):
+    """The backward, row by row, the rows shared among the threads."""
+    for i in prange(y.shape[0]):
+        softmax_grad_row(dy[i], y[i], dx[i])
+
+
+# The same two on the calling thread alone, for attention's pieces, which already run one per
+# thread (kernels/attention.py): a parallel kernel started from several threads at once would
+# ask for threads x threads.
+
+@njit(cache=True, fastmath=SUMS)
+def softmax_rows_here(x, y):
+    for i in range(x.shape[0]):
+        softmax_row(x[i], y[i])
+
+
+@njit(cache=True, fastmath=SUMS)
+def softmax_grad_rows_here(dy, y, dx):
+    for i in range(y.shape[0]):
+        softmax_grad_row(dy[i], y[i], dx[i])
 
 
 @njit(parallel=True, cache=True, fastmath=SUMS)
@@ -51,28 +85,10 @@ def masked_softmax_rows(x, key_bias, y):
         softmax_row(row, row)
 
 
-def _softmax_grad_rows(dy, y, dx):
-    """dx_i = y_i (dy_i - sum_j dy_j y_j), row by row."""
-    for i in prange(y.shape[0]):
-        dot = y.dtype.type(0.0)
-        for j in range(y.shape[1]):
-            dot += dy[i, j] * y[i, j]
-        for j in range(y.shape[1]):
-            dx[i, j] = y[i, j] * (dy[i, j] - dot)
-
-
-# Each compiled twice: the rows shared among Numba's threads, and on the calling thread alone (for
-# attention's pieces, which already run one per thread: kernels/attention.py).
-softmax_rows = njit(parallel=True, cache=True, fastmath=SUMS)(_softmax_rows)
-softmax_grad_rows = njit(parallel=True, cache=True, fastmath=SUMS)(_softmax_grad_rows)
-softmax_rows_here = njit(cache=True, fastmath=SUMS)(_softmax_rows)
-softmax_grad_rows_here = njit(cache=True, fastmath=SUMS)(_softmax_grad_rows)
-
-
 def softmax_forward(x):
     """As layers.softmax.softmax_forward, x: (..., K)."""
     y = np.empty_like(x)
-    softmax_rows(rows(x), rows(y))
+    softmax_rows(rows(np.ascontiguousarray(x)), rows(y))
     return y, y
 
 
