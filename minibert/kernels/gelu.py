@@ -23,15 +23,22 @@ SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 TANH_CUBIC = 0.044715
 
 
+@njit(inline="always")
+def add_bias(z, bias, i, j):
+    """z[i, j] + bias[j], written back into z (an empty bias: z[i, j] as it is)."""
+    x = z[i, j]
+    if bias.size:
+        x += bias[j]
+        z[i, j] = x
+    return x
+
+
 @njit(parallel=True, cache=True)
 def bias_gelu_rows(z, bias, y):
     """z: (N, I), bias: (I,) or empty.  z <- z + bias in place; y <- GELU(z)."""
     for i in prange(z.shape[0]):
         for j in range(z.shape[1]):
-            x = z[i, j]
-            if bias.size:
-                x += bias[j]
-                z[i, j] = x
+            x = add_bias(z, bias, i, j)
             y[i, j] = x * normal_cdf(x)[0]
 
 
@@ -53,10 +60,7 @@ def bias_gelu_tanh_rows(z, bias, y, th):
     half, one, a, k = t(0.5), t(1.0), t(SQRT_2_OVER_PI), t(TANH_CUBIC)
     for i in prange(z.shape[0]):
         for j in range(z.shape[1]):
-            x = z[i, j]
-            if bias.size:
-                x += bias[j]
-                z[i, j] = x
+            x = add_bias(z, bias, i, j)
             tu = tanh(a * (x + k * x * x * x))
             th[i, j] = tu
             y[i, j] = half * x * (one + tu)
