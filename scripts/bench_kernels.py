@@ -45,13 +45,25 @@ def _time(fn):
     return time.perf_counter() - t
 
 
+def _time_warm(fn, settle=0.03):
+    """Run fn untimed for `settle` seconds (at least once), then time one more call.  Each library
+    leaves its worker threads busy-waiting after it returns (PyTorch's OpenMP threads for several
+    milliseconds, OpenBLAS's, Numba's TBB workers): the untimed calls hold the cores until the other
+    side's threads have gone to sleep, so neither is timed on cores the other still spins on."""
+    t0 = time.perf_counter()
+    fn()
+    while time.perf_counter() - t0 < settle:
+        fn()
+    return _time(fn)
+
+
 def race(ours, theirs, repeats):
     """Best and median seconds of each, interleaved, after one untimed run of each."""
     ours(), theirs()
     a, b = [], []
     for _ in range(repeats):
-        a.append(_time(ours))
-        b.append(_time(theirs))
+        a.append(_time_warm(ours))
+        b.append(_time_warm(theirs))
     return min(a), statistics.median(a), min(b), statistics.median(b)
 
 

@@ -370,3 +370,20 @@ def test_elementary_functions_within_their_stated_bounds():
     from scipy.special import erf
     np.testing.assert_allclose(out64[1], 0.5 * (1.0 + erf(x64 * np.sqrt(0.5))), rtol=1e-15)   # the textbook's
     np.testing.assert_allclose(out64[3], np.tanh(x64), rtol=1e-15)
+
+
+@pytest.mark.parametrize("slot", [1, 2, 3])
+def test_outputs_are_placed_apart_from_their_inputs(slot):
+    """kernels.memory.empty_apart: the new array starts slot KiB past its neighbour modulo 4 KiB
+    (never a few bytes past it, where every load would wait on a store: 4K aliasing), with the
+    asked shape and dtype, writable, and it outlives the buffer it was cut from."""
+    from minibert.kernels.memory import empty_apart
+    for like in (np.empty((37, 5), np.float32), np.empty((4096, 512), np.float32)[1:], np.empty(3, np.float64)):
+        out = empty_apart(like, slot)
+        assert (out.ctypes.data - like.ctypes.data) % 4096 == slot * 1024
+        assert out.shape == like.shape and out.dtype == like.dtype and out.flags.c_contiguous
+        out[...] = 7.0
+        assert np.all(out == 7.0)
+    other = empty_apart(like, 1, shape=(2, 6), dtype=np.int64)
+    assert other.shape == (2, 6) and other.dtype == np.int64
+    assert (other.ctypes.data - like.ctypes.data) % 4096 == 1024

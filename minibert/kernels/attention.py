@@ -13,6 +13,7 @@ import numpy as np
 from ..layers.attention import PROJECTIONS, split_heads
 from ..layers.dropout import dropout_backward, dropout_forward, dropout_mask
 from .linear import linear_backward, linear_forward
+from .memory import empty_apart
 from .parallel import NUM_THREADS, for_each_piece, rows, stacked_matmul
 from .softmax import (masked_softmax_forward, softmax_backward, softmax_forward, softmax_grad_rows_here,
                       softmax_rows_here)
@@ -123,7 +124,7 @@ def packed_self_attention_forward(x, groups, params, num_heads, dropout_p, rng, 
     masks = None
     if training and dropout_p > 0.0:
         masks = [dropout_mask((S, H, L, L), dropout_p, rng, qkv.dtype) for _, S, L in groups]
-    dropped = probs if masks is None else [np.empty_like(p) for p in probs]
+    dropped = probs if masks is None else [empty_apart(p) for p in probs]
     pieces, costs = _pieces(groups)
 
     def attend(i):
@@ -161,7 +162,7 @@ def packed_self_attention_backward(dcontext, cache):
         dprobs = np.matmul(dctx, v.transpose(0, 1, 3, 2))                # (s, H, L, L)
         if masks is not None:
             dprobs *= masks[g][s0:s1]
-        dscores = np.empty_like(dprobs)
+        dscores = empty_apart(dprobs)
         softmax_grad_rows_here(rows(dprobs), rows(probs[g][s0:s1]), rows(dscores))
         np.matmul(dscores, k, out=dq)
         np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dk)

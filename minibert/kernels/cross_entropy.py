@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from ..layers.cross_entropy import IGNORE_INDEX
 from .elementary import SUMS, exp
+from .memory import empty_apart
 
 
 @njit(parallel=True, cache=True, fastmath=SUMS)
@@ -55,6 +56,6 @@ def cross_entropy_backward(dloss, cache):
     """As layers.cross_entropy.cross_entropy_backward."""
     log_probs, targets, keep, n = cache
     row_scale = (keep * (dloss / n)).astype(log_probs.dtype)       # (N,): 0 when ignored
-    dlogits = np.empty_like(log_probs)
+    dlogits = empty_apart(log_probs)
     softmax_minus_onehot_rows(log_probs, targets, row_scale, dlogits)
     return dlogits, {}

@@ -9,6 +9,8 @@ dropout a training step holds until its backward.
 import numpy as np
 from numba import njit, prange
 
+from .memory import empty_apart
+
 
 @njit(parallel=True, cache=True)
 def scale_kept(x, keep, scale, out):
@@ -23,7 +25,7 @@ def dropout_forward(x, p, rng, training):
     if not training or p == 0.0:
         return x, None
     keep = rng.random(x.shape, dtype=np.float32) >= p
-    y = np.empty_like(x)
+    y = empty_apart(x)
     scale = 1.0 / (1.0 - p)
     scale_kept(np.ascontiguousarray(x).reshape(-1), keep.reshape(-1), scale, y.reshape(-1))
     return y, (keep, scale)
@@ -34,6 +36,6 @@ def dropout_backward(dy, mask):
     if mask is None:
         return dy, {}
     keep, scale = mask                               # the cache: the kept elements and 1 / (1 - p)
-    dx = np.empty(dy.shape, dtype=dy.dtype)
+    dx = empty_apart(dy)
     scale_kept(np.ascontiguousarray(dy).reshape(-1), keep.reshape(-1), scale, dx.reshape(-1))
     return dx, {}

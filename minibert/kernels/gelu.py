@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from .elementary import normal_cdf, tanh
+from .memory import empty_apart
 
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -89,7 +90,7 @@ def _no_bias(x):
 
 def gelu_forward(x):
     """As layers.activations.gelu_forward."""
-    y = np.empty_like(x)
+    y = empty_apart(x)
     bias_gelu_rows(rows(x), _no_bias(x), rows(y))
     return y, x
 
@@ -97,14 +98,14 @@ def gelu_forward(x):
 def add_bias_gelu_forward(z, bias):
     """GELU(z + b) for z the fresh output of a product (linear_activation): z becomes z + b in
     place, in the same pass (the backward needs z + b)."""
-    y = np.empty_like(z)
+    y = empty_apart(z)
     bias_gelu_rows(rows(z), bias, rows(y))
     return y, z
 
 
 def gelu_backward(dy, x):
     """As layers.activations.gelu_backward."""
-    dx = np.empty_like(x)
+    dx = empty_apart(x)
     gelu_grad_rows(rows(np.ascontiguousarray(dy)), rows(x), rows(dx))
     return dx, {}
 
@@ -116,7 +117,7 @@ def gelu_tanh_forward(x):
 
 def add_bias_gelu_tanh_forward(z, bias):
     """The tanh GELU of z + b, z + b written into z (None: no bias, z unchanged)."""
-    y, th = np.empty_like(z), np.empty_like(z)
+    y, th = empty_apart(z, 1), empty_apart(z, 2)
     bias_gelu_tanh_rows(rows(z), _no_bias(z) if bias is None else bias, rows(y), rows(th))
     return y, (z, th)
 
@@ -124,6 +125,6 @@ def add_bias_gelu_tanh_forward(z, bias):
 def gelu_tanh_backward(dy, cache):
     """As layers.activations.gelu_tanh_backward."""
     x, th = cache
-    dx = np.empty_like(x)
+    dx = empty_apart(x)
     gelu_tanh_grad_rows(rows(np.ascontiguousarray(dy)), rows(x), rows(th), rows(dx))
     return dx, {}

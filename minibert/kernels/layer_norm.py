@@ -12,6 +12,7 @@ from numba import get_num_threads, njit, prange
 
 from .elementary import SUMS
 from .gelu import rows
+from .memory import empty_apart
 
 
 @njit(parallel=True, cache=True, fastmath=SUMS)
@@ -79,7 +80,7 @@ def add_layer_norm_forward(x, residual, weight, bias, eps):
 
 
 def _layer_norm(x, residual, weight, bias, eps):
-    y, xhat = np.empty_like(x), np.empty_like(x)
+    y, xhat = empty_apart(x, 1), empty_apart(x, 2)
     rstd = np.empty((*x.shape[:-1], 1), dtype=x.dtype)
     residual = np.empty((0, 0), dtype=x.dtype) if residual is None else rows(residual)
     layer_norm_rows(rows(x), residual, weight, bias, eps, rows(y), rows(xhat), rstd.reshape(-1))
@@ -89,7 +90,7 @@ def _layer_norm(x, residual, weight, bias, eps):
 def layer_norm_backward(dy, cache):
     """As layers.layer_norm.layer_norm_backward."""
     xhat, rstd, weight = cache
-    dx = np.empty_like(xhat)
+    dx = empty_apart(xhat)
     C = xhat.shape[-1]
     parts = max(1, min(get_num_threads(), rows(xhat).shape[0]))
     dweight, dbias = np.empty((parts, C), dtype=xhat.dtype), np.empty((parts, C), dtype=xhat.dtype)

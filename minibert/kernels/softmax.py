@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from .elementary import SUMS, exp
 from .gelu import rows
+from .memory import empty_apart
 
 
 @njit(inline="always")
@@ -87,7 +88,7 @@ def masked_softmax_rows(x, key_bias, y):
 
 def softmax_forward(x):
     """As layers.softmax.softmax_forward, x: (..., K)."""
-    y = np.empty_like(x)
+    y = empty_apart(x)
     softmax_rows(rows(np.ascontiguousarray(x)), rows(y))
     return y, y
 
@@ -96,7 +97,7 @@ def masked_softmax_forward(scores, mask_bias):
     """softmax(scores + mask_bias) in one pass, scores: (B, H, T, K), mask_bias: (B, 1, 1, K) as
     layers.attention.attention_mask_bias gives it (the textbook adds it, then takes the softmax)."""
     B, H, T, K = scores.shape
-    y = np.empty_like(scores)
+    y = empty_apart(scores)
     key_bias = np.ascontiguousarray(np.broadcast_to(mask_bias, (B, 1, 1, K)).reshape(B, K), dtype=scores.dtype)
     masked_softmax_rows(np.ascontiguousarray(scores).reshape(B, H * T, K), key_bias, y.reshape(B, H * T, K))
     return y, y
@@ -104,6 +105,6 @@ def masked_softmax_forward(scores, mask_bias):
 
 def softmax_backward(dy, y):
     """As layers.softmax.softmax_backward."""
-    dx = np.empty_like(y)
+    dx = empty_apart(y)
     softmax_grad_rows(rows(np.ascontiguousarray(dy)), rows(y), rows(dx))
     return dx, {}
