@@ -174,6 +174,38 @@ def test_softmax(dtype):
 
 
 @DTYPES
+@pytest.mark.parametrize("K", [8, 19, 128])
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_softmax_long_rows(dtype, K):
+    """Rows long enough for the kernel's 8 running maxima and a tail after them: the max at every
+    position of a row, a NaN or +inf in the lanes and in the tail (the row is NaN), the masked
+    minimum, plain, masked and backward against the textbook."""
+    from minibert.kernels.softmax import masked_softmax_forward
+    rng = np.random.default_rng(K)
+    x = randn(rng, (2, K + 4, K), dtype, 3)
+    for j in range(K):
+        x[0, j, j] = 1000.0                # the max at position j (exp overflows unless shifted by it)
+    x[1, 0, 3] = np.nan
+    x[1, 1, K - 1] = np.nan
+    x[1, 2, 5] = np.inf
+    x[1, 3, K - 1] = np.inf
+    x[1, 4, : K // 2] = np.finfo(dtype).min
+    (y_f, c_f), (y_r, c_r) = both("softmax_forward", x)
+    assert_equal_within(y_f, y_r, tol(dtype), "softmax")
+    assert np.isnan(y_f[1, :4]).all() and not np.isnan(y_f[1, 4:]).any()
+    dy = randn(rng, x.shape, dtype)
+    ok = ~np.isnan(y_r).any(-1)
+    assert_equal_within(kernels.softmax_backward(dy, c_f)[0][ok], layers.softmax_backward(dy, c_r)[0][ok], tol(dtype), "dx")
+    mask = np.ones((2, K), dtype=np.int64)
+    mask[1, K // 3:] = 0
+    bias = layers.attention_mask_bias(mask, dtype)
+    scores = x[:, None]                                                   # (2, 1, K + 4, K)
+    y_m, _ = masked_softmax_forward(scores.copy(), bias)
+    assert_equal_within(y_m, layers.softmax_forward(scores + bias)[0], tol(dtype), "masked softmax")
+    assert np.all(y_m[1, 0, 5:, K // 3:] == 0)          # (row 4: every score the minimum, uniform)
+
+
+@DTYPES
 def test_masked_softmax(dtype):
     """kernels.softmax.masked_softmax_forward(S, M) against the textbook's softmax(S + M): padded
     keys get exactly 0, a sequence with every key padded is uniform (as torch), a NaN spreads
