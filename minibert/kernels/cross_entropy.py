@@ -44,7 +44,7 @@ def cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
     keep = labels != ignore_index                                  # (N,)
     n = max(int(keep.sum()), 1)
     logits = np.ascontiguousarray(logits)
-    log_probs = np.empty_like(logits)                              # (N, K)
+    log_probs = empty_apart(logits)                                # (N, K)
     log_softmax_rows(logits, logits.max(-1), log_probs)
     targets = np.where(keep, labels, 0)
     picked = np.take_along_axis(log_probs, targets[:, None], axis=1)[:, 0]   # (N,)
