@@ -72,6 +72,18 @@ def resolve_checkpoint_dir(path_or_id, cache_dir=None) -> Path:
     return Path(snapshot)
 
 
+def checkpoint_with_tokenizer(path, option="--model") -> Path:
+    """`path` as a checkpoint directory that holds its tokenizer too, or an error that says which
+    of the two is wrong: no such directory, a file given for its directory, no tokenizer files."""
+    directory = resolve_checkpoint_dir(path)
+    if not (directory / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{option} {path} is not a checkpoint directory: it has no {CONFIG_NAME}")
+    if not has_tokenizer_files(directory):
+        raise CheckpointError(f"{option} {path} has no tokenizer files (tokenizer.json or vocab.txt): "
+                              f"a checkpoint saved by minibert or transformers' save_pretrained has them")
+    return directory
+
+
 # ---- reading tensors ----------------------------------------------------------------------
 
 def _read_bfloat16(path, names):

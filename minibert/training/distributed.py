@@ -17,10 +17,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 
 import numpy as np
 
 BUCKET_BYTES = 32 << 20
+ABORT_GRACE_S = 0.2                # for an aborting rank's last words to reach the launcher
 # Environment variables that MPI launchers (MPICH/Hydra, Open MPI, Slurm's srun) set in each rank.
 LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 MPI_EXTRA = 'pip install -e ".[mpi]"  (mpi4py and the MPICH library from PyPI wheels)'
@@ -84,8 +86,11 @@ class MPIWorld:
         self.comm.Barrier()
 
     def abort(self, message, code=2):
-        """Stop every rank of the job (no hang): the message names this rank."""
+        """Stop every rank of the job (no hang): the message names this rank.  The launcher forwards
+        a rank's output through a pipe, and tears the job down at once on Abort: a moment's wait
+        lets the message through first."""
         print(message, file=sys.stderr, flush=True)
+        time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
 
 

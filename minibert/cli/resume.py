@@ -1,0 +1,14 @@
+"""What `--resume` takes: a resumed run goes on with the options it was started with (its
+args.json), so any other option given is refused rather than silently ignored."""
+
+from __future__ import annotations
+
+RESUME_OPTIONS = {"resume", "output", "steps", "quiet", "run", "command", "command_parser"}
+
+
+def options_given(a) -> list[str]:
+    """The options of `a` that differ from their defaults and that a resume does not take, as the
+    user spelled them (--batch-size).  `a.command_parser` is the command's own parser."""
+    defaults = a.command_parser.parse_args([])
+    return [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
+            if k not in RESUME_OPTIONS and v != getattr(defaults, k, v)]
