@@ -664,3 +664,54 @@ def test_two_mpi_ranks_in_float32_stay_within_the_bound(small_corpus, small_toke
     for name, w in w1.items():
         bound = 1e-6 if name.endswith("attention.self.key.bias") else 1e-4 * np.abs(w).max()
         assert np.abs(w2[name] - w).max() <= bound, name
+
+
+SIGNALLING = (
+    "import os, signal, sys\n"
+    "from minibert.training import pretrain as p\n"
+    "from minibert.training.distributed import world\n"
+    "plan = [item.split(':') for item in os.environ['PLAN'].split(',')]\n"
+    "real = p.accumulate_step\n"
+    "def step(*a, **k):\n"
+    "    for rank, at, name in plan:\n"
+    "        if rank in ('*', str(world().rank)) and a[5] == int(at):\n"
+    "            os.kill(os.getpid(), getattr(signal, name))\n"
+    "    return real(*a, **k)\n"
+    "p.accumulate_step = step\n"
+    "from minibert.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n")
+
+
+def test_an_interrupt_under_mpi_stops_every_rank_after_a_save(small_corpus, small_tokenizer, model_config, tmp_path):
+    """Ctrl-C to rank 1 alone, SIGTERM to both ranks (as mpirun and schedulers send them), Ctrl-C to
+    rank 0 alone: each time every rank finishes the same step, rank 0 saves, all exit with 128 + the
+    signal, and nothing half-written stays; resumed after each, the run ends with the weights of a
+    run never interrupted (float64, dropout on)."""
+    import shutil
+    from safetensors.numpy import load_file
+    launcher = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    (tmp_path / "signalling.py").write_text(SIGNALLING)
+    def run(out, plan, *argv):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIBERT_NUM_THREADS="1", PLAN=plan)
+        return subprocess.run([launcher, "-n", "2", sys.executable, str(tmp_path / "signalling.py"), "pretrain",
+                               "--output", str(out), "--quiet", *argv], capture_output=True, text=True,
+                              timeout=120, env=env)
+
+    start = ["--corpus", str(small_corpus), "--config", str(model_config), "--tokenizer", str(small_tokenizer),
+             "--max-seq-length", "32", "--batch-size", "4", "--steps", "12", "--save-every", "100",
+             "--eval-every", "100", "--dtype", "float64"]
+    whole = run(tmp_path / "whole", "*:0:SIGINT", *start)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    out = tmp_path / "run"
+    # a signal during step k's work reaches the others with step k + 1's first allreduce
+    for plan, argv, code, step in (("1:3:SIGINT", start, 130, 4), ("*:6:SIGTERM", ["--resume"], 143, 7),
+                                   ("0:9:SIGINT", ["--resume"], 130, 10)):
+        done = run(out, plan, *argv)
+        assert done.returncode == code, done.stderr[-2000:]
+        assert f"interrupted at step {step}: saved {out / f'checkpoint-{step:07d}'}" in done.stderr
+        assert checkpoint_dirs(out)[-1].name == f"checkpoint-{step:07d}" and not list(out.glob(".*.tmp"))
+    done = run(out, "*:0:SIGINT", "--resume")
+    assert done.returncode == 0 and "done: 12 steps" in done.stdout, done.stderr[-2000:]
+    ours, reference = (load_file(str(d / "model" / "model.safetensors")) for d in (out, tmp_path / "whole"))
+    for name, value in reference.items():
+        assert np.abs(ours[name] - value).max() <= 1e-12 * max(np.abs(value).max(), 1e-3), name

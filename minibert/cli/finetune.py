@@ -67,6 +67,6 @@ def run_finetune(a) -> int:
     if result.interrupted:
         print(f"interrupted at step {result.step}: saved a checkpoint; go on with "
               f"minibert finetune --resume --output {result.output_dir}", file=sys.stderr)
-        return 130
+        return 128 + result.stop_signal                    # 130 for Ctrl-C, 143 for SIGTERM
     print(f"done: best {result.metric_name} {result.best_metric:.4f}; model in {result.best_dir}")
     return 0

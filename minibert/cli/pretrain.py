@@ -106,12 +106,13 @@ def run_pretrain(a) -> int:
         if a.steps is not None:
             args.max_steps = a.steps
     result = pretrain(args, resume=a.resume, max_steps=a.steps if a.resume else None, progress=not a.quiet)
+    code = 128 + result.stop_signal if result.interrupted else 0    # 130 for Ctrl-C, 143 for SIGTERM
     if world().rank != 0:                                    # rank 0 speaks for the job
-        return 130 if result.interrupted else 0
+        return code
     if result.interrupted:
         print(f"interrupted at step {result.step}: saved {result.last_checkpoint}; continue with "
               f"minibert pretrain --resume --output {result.output_dir}", file=sys.stderr)
-        return 130
+        return code
     ev = result.last_eval
     curve = f"; curve in {result.curve}" if result.curve else ""
     print(f"\ndone: {result.step} steps; model in {result.model_dir}; metrics in "

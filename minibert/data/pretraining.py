@@ -65,6 +65,9 @@ def corpus_files(spec) -> list[Path]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise ValueError(f"corpus {path} is not a regular file (a FIFO, device or socket): give a text "
+                             f"file, a directory of them or a glob pattern")
         else:
             raise FileNotFoundError(f"corpus not found: {path}")
     if not files:

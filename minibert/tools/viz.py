@@ -27,7 +27,8 @@ def _save(plt, fig, axes, title, png_path):
     """Grid and legend on every panel, the title, then write the PNG and free the figure."""
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:     # a run stopped before its first record has no lines yet
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(png_path)

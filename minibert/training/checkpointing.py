@@ -9,6 +9,7 @@ warning).  Pretraining and fine-tuning both keep theirs this way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,6 +20,37 @@ from pathlib import Path
 from .loop import TrainingError
 
 logger = logging.getLogger("minibert")
+
+
+# what a JSON value may be for a field annotated with each type name
+JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+
+
+def read_run_args(run_dir: Path, args_class):
+    """A run's options, `args_class` (a dataclass) from its args.json; a file that is unreadable,
+    holds unknown names or a value of the wrong type is a TrainingError naming it."""
+    path = Path(run_dir) / "args.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TrainingError(f"{path} cannot be read ({e}): the run's options are lost") from None
+    fields = {f.name: f for f in dataclasses.fields(args_class)}
+    if not isinstance(stored, dict) or set(stored) - set(fields):
+        unknown = sorted(set(stored) - set(fields)) if isinstance(stored, dict) else type(stored).__name__
+        raise TrainingError(f"{path} is not a minibert run's options (unknown: {unknown})")
+    for name, value in stored.items():
+        kinds = str(fields[name].type).split("|")
+        allowed = tuple(t for kind in kinds for t in JSON_TYPES.get(kind.strip(), (object,)))
+        if not isinstance(value, allowed) or isinstance(value, bool) and bool not in allowed:
+            raise TrainingError(f"{path}: {name} is {value!r}, not {' or '.join(k.strip() for k in kinds)}: the "
+                                f"run's options were edited or damaged; correct the value, or start a new run")
+    missing = [name for name, f in fields.items() if name not in stored and
+               f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise TrainingError(f"{path} lacks {', '.join(missing)}: the run's options are incomplete")
+    args = args_class(**stored)
+    args.output_dir = str(run_dir)
+    return args
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
 import time
 
@@ -92,6 +93,49 @@ class MPIWorld:
         print(message, file=sys.stderr, flush=True)
         time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM, turned into a stop that every rank agrees on.
+
+        stop = StopRequest(ranks)
+        ... each step's first allreduce carries stop.requested() of every rank ...
+        stop.agree(the sum); if stop.agreed(): save on rank 0, barrier, exit
+
+    A signal only sets a flag.  When any rank asked, every rank stops after the same step, and
+    none leaves before rank 0 has saved (MPI launchers send SIGINT to every rank on Ctrl-C, and
+    schedulers SIGTERM before they kill; a rank that left early would abort the others mid-save).
+    A world of one agrees with itself at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, ranks):
+        self.ranks = ranks
+        self.received = None                 # the first signal this process got
+        self._agreed = False
+        self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+
+    def _on_signal(self, signum, frame):
+        if self.received is None:
+            self.received = signum
+
+    def requested(self) -> bool:
+        return self.received is not None
+
+    def agree(self, any_rank_asked) -> None:
+        self._agreed = self._agreed or bool(any_rank_asked)
+
+    def agreed(self) -> bool:
+        return self._agreed or (self.ranks.size == 1 and self.requested())
+
+    @property
+    def signal(self) -> int:
+        """What stopped the run: this process's signal, or SIGINT where another rank's stopped it."""
+        return int(self.received or signal.SIGINT)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 _WORLD = None

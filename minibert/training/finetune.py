@@ -21,7 +21,6 @@ import dataclasses
 import json
 import math
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,11 @@ import numpy as np
 
 from ..config import BertConfig
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
-from ..tokenization import BertTokenizer, has_tokenizer_files
+from ..checkpoints import checkpoint_with_tokenizer
+from ..tokenization import BertTokenizer
 from ..tools.viz import plot_finetune_curve
-from .checkpointing import checkpoint_dirs, resume_from, save_checkpoint
+from .checkpointing import checkpoint_dirs, read_run_args, resume_from, save_checkpoint
+from .distributed import SingleProcess, StopRequest
 from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
 from .optim import AdamW, linear_warmup_decay
 from .tasks import TASKS
@@ -101,6 +102,7 @@ class FinetuneResult:
     interrupted: bool = False                  # stopped by Ctrl-C (a checkpoint saved: resume)
     early_stopped: bool = False
     step: int = 0
+    stop_signal: int | None = None             # signal.SIGINT or SIGTERM when interrupted
 
 
 def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, output_dir=None,
@@ -109,7 +111,7 @@ def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, outp
     started with).  `on_step(step, model)` is called after every update (for tests and hooks)."""
     if resume:
         out_dir = Path(output_dir or args.output_dir)
-        args = _read_run_args(out_dir)
+        args = read_run_args(out_dir, FinetuneArgs)
     elif args.task not in TASKS:
         raise ValueError(f"task must be one of {tuple(TASKS)}, got {args.task!r}")
     args.validate()
@@ -124,28 +126,14 @@ def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, outp
         elif held and not args.overwrite_output_dir:
             raise ValueError(f"{out_dir} already holds a run ({held}): choose another --output, pass "
                              f"--resume to go on with it, or --overwrite-output-dir to replace it")
-        elif held:
-            for old in checkpoint_dirs(out_dir):
-                shutil.rmtree(old)
-        return _finetune(args, out_dir, progress, resume, on_step)
+        return _finetune(args, out_dir, progress, resume, on_step, replace=bool(held))
 
 
-def _read_run_args(out_dir: Path) -> FinetuneArgs:
-    path = out_dir / "args.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        args = FinetuneArgs(**stored)
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"nothing to resume in {out_dir}: {path} cannot be read as a fine-tuning run's "
-                         f"arguments ({e})") from None
-    args.output_dir = str(out_dir)
-    return args
-
-
-def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, on_step) -> FinetuneResult:
-    if not has_tokenizer_files(args.model):
-        raise FileNotFoundError(f"{args.model} has no tokenizer files (tokenizer.json or vocab.txt)")
-    tokenizer = BertTokenizer.from_pretrained(args.model)
+def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, on_step,
+              replace: bool = False) -> FinetuneResult:
+    """The run; with `replace`, the run already in `out_dir` is replaced, once the new one's model and
+    data have loaded (a typo in a path must not cost the old run)."""
+    tokenizer = BertTokenizer.from_pretrained(checkpoint_with_tokenizer(args.model))
     log = printer(progress)
     positions = model_positions(args.model)
     if positions is not None and args.max_length > positions:       # as transformers' run_glue
@@ -162,6 +150,9 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
     trainable = {k: model.params[k] for k in model.trainable_names()}
     optimizer = AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
     if not resume:                     # the data and the model are good: the run starts here
+        if replace:                    # the old run's checkpoints and best model go; its metrics are cleared below
+            for old in checkpoint_dirs(out_dir) + [out_dir / "best"]:
+                shutil.rmtree(old, ignore_errors=True)
         write_atomic(out_dir / "args.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
 
@@ -181,17 +172,12 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
     else:
         metrics.clear()
 
-    interrupted = {"flag": False}
-
-    def on_sigint(signum, frame):
-        interrupted["flag"] = True
-
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    stop = StopRequest(SingleProcess())                          # Ctrl-C or SIGTERM: save, then exit
     bar = progress_bar(total, "fine-tuning", "step", progress, initial=state["step"])
     early_stopped = False
     t0 = time.perf_counter()
     try:
-        while state["step"] < total and not interrupted["flag"] and not early_stopped:
+        while state["step"] < total and not stop.agreed() and not early_stopped:
             step = state["step"]
             epoch, b = divmod(step, steps_per_epoch)
             order = np.random.default_rng([args.seed, epoch]).permutation(len(train_features))
@@ -217,7 +203,7 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
                 t0 = time.perf_counter()
             if on_step is not None:
                 on_step(step, model)
-        if interrupted["flag"]:
+        if stop.agreed():
             save_checkpoint(out_dir, model, optimizer, state, keep=1)
             log(f"interrupted at step {state['step']}: saved a checkpoint; go on with --resume")
         elif early_stopped:
@@ -225,10 +211,10 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
                 f"{args.early_stopping_patience} evaluations")
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous_handler)
+        stop.restore()
     draw_curve(plot_finetune_curve, metrics.path, out_dir / "curve.png", log)
     return FinetuneResult(out_dir, out_dir / "best", state["best_value"], state["history"], state["metric_name"],
-                          interrupted["flag"], early_stopped, state["step"])
+                          stop.agreed(), early_stopped, state["step"], stop.signal if stop.agreed() else None)
 
 
 def _evaluate(args, task, model, features, extra, metrics, state, epoch, seconds, out_dir, log) -> bool:

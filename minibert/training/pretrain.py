@@ -22,7 +22,8 @@ Training never loses work: a checkpoint directory is written under a temporary n
 into place, so the newest complete one is always readable; `resume=True` continues from it with
 the same subsequent losses as an uninterrupted run (the data of an epoch is a function of the
 seed, and the dropout generator's state is saved); a NaN or infinite loss stops the run naming
-the step, leaving the last good checkpoint; Ctrl-C finishes the current step, saves and exits.
+the step, leaving the last good checkpoint; Ctrl-C or SIGTERM (to one rank or all) finishes the
+current step on every rank, saves and exits.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoints import checkpoint_with_tokenizer
 from ..config import BertConfig
 from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Vocab, collate, corpus_files,
                                 read_file_documents, split_indices)
@@ -48,8 +49,8 @@ from ..models.presets import preset_config
 from ..models.sizes import check_fits_in_memory
 from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_training_curve
-from .checkpointing import checkpoint_dirs, resume_from, save_checkpoint
-from .distributed import world
+from .checkpointing import checkpoint_dirs, read_run_args, resume_from, save_checkpoint
+from .distributed import StopRequest, world
 from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
 from .optim import AdamW, linear_warmup_decay
 
@@ -101,7 +102,9 @@ class PretrainArgs:
     dupe_factor: int = 1
     unigram_bias_init: bool = True              # start the MLM output bias at log unigram frequencies
 
-    def validate(self):
+    def validate(self, resuming: bool = False):
+        """Check every option (and that the files named exist) before a run touches its directory.
+        A resumed run reads its own tokenizer and checkpoints: `init_from` may have moved since."""
         if self.dtype not in ("float32", "float64"):
             raise TrainingError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.objective not in OBJECTIVES:
@@ -114,9 +117,12 @@ class PretrainArgs:
             if clashing:
                 raise TrainingError(f"init_from {self.init_from} brings its own config and tokenizer: drop "
                                     f"{', '.join(clashing)}")
-            if not has_tokenizer_files(self.init_from):
-                raise TrainingError(f"init_from {self.init_from} has no tokenizer files (tokenizer.json or vocab.txt): "
-                                    f"continued pretraining reads the corpus with the checkpoint's own vocabulary")
+            if not resuming:
+                checkpoint_with_tokenizer(self.init_from, option="--init-from")
+        if self.config_file is not None and not Path(self.config_file).is_file():
+            raise TrainingError(f"--config {self.config_file}: no such file (a model's config.json)")
+        if self.tokenizer is not None and not Path(self.tokenizer).exists():
+            raise TrainingError(f"--tokenizer {self.tokenizer}: no such directory or vocab.txt")
         for name in ("vocab_size", "max_seq_length", "batch_size", "grad_accum", "max_steps", "eval_every",
                      "save_every", "log_every", "keep_checkpoints", "max_predictions_per_seq",
                      "dupe_factor", "max_eval_examples"):
@@ -145,6 +151,7 @@ class RunResult:
     last_eval: dict | None = None
     curve: Path | None = None        # curve.png, when matplotlib drew it
     last_checkpoint: Path | None = None
+    stop_signal: int | None = None   # signal.SIGINT or SIGTERM when interrupted
 
 
 # ---- metrics --------------------------------------------------------------------------------
@@ -258,20 +265,20 @@ def _check_output(run_dir: Path, resume: bool):
                                 f"minibert will not write through it; remove the link or choose another --output")
 
 
-def _read_run_args(run_dir: Path) -> PretrainArgs:
-    """The options a run was started with (its args.json), or a clear error naming the file."""
-    path = run_dir / "args.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TrainingError(f"{path} cannot be read ({e}): the run's options are lost") from None
-    known = {f.name for f in dataclasses.fields(PretrainArgs)}
-    if not isinstance(stored, dict) or set(stored) - known:
-        unknown = sorted(set(stored) - known) if isinstance(stored, dict) else type(stored).__name__
-        raise TrainingError(f"{path} is not a minibert run's options (unknown: {unknown})")
-    args = PretrainArgs(**stored)
-    args.output_dir = str(run_dir)
-    return args
+def _check_world_size(run_dir: Path, ranks):
+    """A run resumes on as many MPI processes as wrote its newest checkpoint (the batches would be
+    split differently on another number)."""
+    for path in reversed(checkpoint_dirs(run_dir)):
+        try:
+            state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            size = int(state.get("world_size", 1))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue                                        # damaged: resume_from skips it too
+        if size != ranks.size:
+            raise TrainingError(f"{path} was written by a run of {size} MPI process(es): resume it with as "
+                                f"many (mpirun -np {size}); with {ranks.size} the batches would be split "
+                                f"differently")
+        return
 
 
 def _model_config(args: PretrainArgs, vocab_size: int) -> BertConfig:
@@ -318,17 +325,20 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
     ranks = world()
     if ranks.rank != 0:                                     # rank 0 checks and writes; the others read
         ranks.barrier()
-        args = _read_run_args(run_dir)
+        args = read_run_args(run_dir, PretrainArgs)
         return _pretrain(args, run_dir, resume, printer(False), False, on_step, ranks)
     _make_output_dir(run_dir)
     with RunLock(run_dir):                                  # the run owns its directory
         _check_output(run_dir, resume)
         if resume:
             remove_temporaries(run_dir)                     # what interrupted saves left
-        args = _read_run_args(run_dir) if resume else (args or PretrainArgs())
+        args = read_run_args(run_dir, PretrainArgs) if resume else (args or PretrainArgs())
         if max_steps is not None:
             args.max_steps = max_steps
-        args.validate()
+        args.validate(resuming=resume)                      # everything checked before anything is written
+        corpus_files(args.corpus)
+        if resume:
+            _check_world_size(run_dir, ranks)
         write_atomic(run_dir / "args.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
         ranks.barrier()
@@ -443,9 +453,12 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
                              len(train_idx), len(eval_idx))
 
 
-def initial_model(args: PretrainArgs, inputs: PretrainingInputs, log):
+def initial_model(args: PretrainArgs, inputs: PretrainingInputs, log, checkpoints=()):
     """The model a run starts from (build_model), in training mode, with a new MLM head's output
     bias at the training text's log unigram frequencies (with `unigram_bias_init`)."""
+    if checkpoints and args.init_from and not Path(args.init_from).is_dir():
+        # resumed, and init_from has moved: the run's own checkpoint has the same architecture
+        args = dataclasses.replace(args, init_from=str(checkpoints[-1]))
     model, new_head = build_model(args, inputs.tokenizer, log)
     config = model.config
     if args.max_seq_length > config.max_position_embeddings:
@@ -469,7 +482,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     train_data, eval_examples, baseline_id = inputs.train_data, inputs.eval_examples, inputs.baseline_id
 
     # -- model, optimizer, and where we are
-    model = initial_model(args, inputs, log)
+    model = initial_model(args, inputs, log, checkpoints)
     config = model.config
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
     step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None
@@ -497,13 +510,8 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         log(f"{ranks.size} process(es) x {args.grad_accum} micro-batch(es) of {args.batch_size}: "
             f"{per_step} examples a step")
 
-    # -- Ctrl-C: finish the step, save, exit
-    interrupted = {"flag": False}
-
-    def on_sigint(signum, frame):
-        interrupted["flag"] = True
-
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    # -- Ctrl-C or SIGTERM: every rank finishes the same step, rank 0 saves, then all exit
+    stop = StopRequest(ranks)
     t0 = time.perf_counter() - window["seconds"]
     bar = progress_bar(args.max_steps, "pretraining", "step", progress, initial=step)
     last_eval = None
@@ -517,24 +525,24 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
             last_checkpoint = save_checkpoint(run_dir, model, optimizer, state, args.keep_checkpoints)
 
     try:
-        while step < args.max_steps and not interrupted["flag"]:
+        while step < args.max_steps and not stop.agreed():
             examples = train_data.epoch(epoch)
             n_batches = len(examples) // per_step
             if n_batches == 0:
                 raise TrainingError(f"the corpus gives {len(examples)} examples, fewer than one step's "
                                     f"{per_step}: lower --batch-size or use more text")
-            while batch_in_epoch < n_batches and step < args.max_steps and not interrupted["flag"]:
+            while batch_in_epoch < n_batches and step < args.max_steps and not stop.agreed():
                 start = batch_in_epoch * per_step + ranks.rank * args.grad_accum * args.batch_size
                 micro = [collate(examples[start + k * args.batch_size:start + (k + 1) * args.batch_size])
                          for k in range(args.grad_accum)]                 # this rank's share, in order
                 lr = linear_warmup_decay(step, args.learning_rate, args.warmup_steps, args.max_steps)
                 try:
-                    totals, grad_norm, stop = accumulate_step(model, micro, optimizer, lr, args.max_grad_norm,
-                                                              step + 1, ranks, interrupted["flag"])
+                    totals, grad_norm, stops = accumulate_step(model, micro, optimizer, lr, args.max_grad_norm,
+                                                               step + 1, ranks, stop.requested())
                 except TrainingError as e:
                     raise TrainingError(f"{e}; the last good checkpoint is "
                                         f"{last_checkpoint or 'none (none saved yet)'}") from None
-                interrupted["flag"] = interrupted["flag"] or stop     # any rank's Ctrl-C stops every rank
+                stop.agree(stops)                                 # any rank's Ctrl-C stops every rank
                 step += 1
                 batch_in_epoch += 1
                 for key, value in totals.items():
@@ -569,9 +577,10 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                     on_step(step, model, record)
             if batch_in_epoch >= n_batches:
                 epoch, batch_in_epoch = epoch + 1, 0
-        stopped_early = interrupted["flag"]                 # a Ctrl-C from here on waits for the saves
+        stopped_early = stop.agreed()                       # a Ctrl-C from here on waits for the saves
         if stopped_early:
             checkpoint()
+            ranks.barrier()                                 # no rank leaves before rank 0 has saved
             log(f"interrupted: saved {last_checkpoint}; continue with --resume")
         curve = None
         if metrics and draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log):
@@ -582,5 +591,6 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
             log(f"saved the model to {model_dir}")
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous_handler)
-    return RunResult(run_dir, step, model_dir, stopped_early, last_eval, curve, last_checkpoint)
+        stop.restore()
+    return RunResult(run_dir, step, model_dir, stopped_early, last_eval, curve, last_checkpoint,
+                     stop.signal if stopped_early else None)
