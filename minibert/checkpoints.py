@@ -24,12 +24,11 @@ import logging
 import os
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
+from .files import staging_directory, write_atomic
 from .tokenization import BertTokenizer, has_tokenizer_files
 
 logger = logging.getLogger("minibert")
@@ -299,7 +298,7 @@ def save_pretrained(model, path) -> Path:
     if path.is_dir():
         write_all(path)
         return path
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    staging = staging_directory(path.parent, path.name)
     try:
         write_all(staging)
         os.rename(staging, path)

@@ -10,7 +10,9 @@ its directory.
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -20,13 +22,29 @@ except ImportError:                               # pragma: no cover
     fcntl = None
 
 
+def umask() -> int:
+    """The process's file-creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, write):
-    """Write `path` through `write(tmp_path)`, a function that writes a file at the path it is given."""
+    """Write `path` through `write(tmp_path)`, a function that writes a file at the path it is given.
+    The file gets the mode any other tool would give it (0666 less the umask), not mkstemp's 0600.
+    A library that fails with its own error on an operating-system problem (safetensors on a full
+    disk) is reported as that OSError, naming `path`."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError:
+            raise
+        except Exception as e:
+            raise as_os_error(e, path) from None
+        os.chmod(tmp, 0o666 & ~umask())           # after: safetensors writes its files 0600 whatever the umask
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,6 +52,59 @@ def write_atomic(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def as_os_error(e: Exception, path) -> Exception:
+    """`e` as the OSError it reports (a Rust library's "Os { code: 28, ... }"), or `e` itself."""
+    found = re.search(r"Os \{ code: (\d+)", str(e))
+    if not found:
+        return e
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
+
+
+def staging_directory(parent, name: str) -> Path:
+    """A new, empty directory in `parent`, to be renamed into place once complete: named
+    `.NAME.<host>-<pid>-<random>.tmp`, so that `remove_temporaries` clears it after a crash and
+    `sweep_stale` knows its owner; with mkdir's mode (0777 less the umask), not mkdtemp's 0700."""
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.{owner_tag()}-", suffix=".tmp", dir=parent))
+    os.chmod(path, 0o777 & ~umask())
+    return path
+
+
+def owner_tag() -> str:
+    """`<host>-<pid>` of this process, as temporary names carry it."""
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
+def owner_is_gone(name: str) -> bool:
+    """Whether the process named in a temporary name (`...<host>-<pid>-...`) has ended on this host.
+    A name from another host, or without an owner, is never taken for gone."""
+    found = re.search(r"(?:^|[.\-])([^.\-]+)-(\d+)-", name)
+    if not found or found.group(1) != socket.gethostname().replace("-", "_"):
+        return False
+    try:
+        os.kill(int(found.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:                       # alive, another user's
+        return False
+    return False
+
+
+def sweep_stale(parent, pattern: str) -> list[Path]:
+    """Remove what ended processes left in `parent` (names matching `pattern` whose owner is gone:
+    killed with SIGKILL, or by an MPI abort, before they could clean up)."""
+    removed = []
+    try:
+        candidates = list(Path(parent).glob(pattern))
+    except OSError:
+        return removed
+    for path in candidates:
+        if owner_is_gone(path.name):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def remove_temporaries(directory) -> list[Path]:

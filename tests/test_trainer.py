@@ -233,7 +233,7 @@ def test_crash_leaves_the_last_checkpoint(small_corpus, model_config, tmp_path):
         pretrain(args_for(small_corpus, model_config, out), progress=False,
                  on_step=lambda step, model, record: _stop_at(step, 13))
     assert [p.name for p in checkpoint_dirs(out)] == ["checkpoint-0000008"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".checkpoint-")]   # no half-written ones
+    assert not [p for p in out.iterdir() if p.name.startswith(".checkpoint")]    # no half-written ones
 
 
 def test_checkpoint_loads_in_transformers_with_the_same_predictions(small_corpus, model_config, tmp_path):

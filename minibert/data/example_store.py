@@ -21,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import owner_tag, sweep_stale
+
+PREFIX = "minibert-examples-"     # then <host>-<pid>-<random>: sweep_stale finds a dead owner's
+
 
 @dataclass
 class Example:
@@ -63,7 +67,9 @@ class ExampleStore:
     """Pretraining examples (minibert.data.pretraining.Example) in files of a directory of their own."""
 
     def __init__(self, directory=None):
-        self.directory = Path(tempfile.mkdtemp(prefix="minibert-examples-", dir=directory))
+        parent = Path(directory or tempfile.gettempdir())
+        sweep_stale(parent, f"{PREFIX}*")                  # stores of runs killed before they could clean up
+        self.directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{owner_tag()}-", dir=parent))
         # removed when the store is dropped, or at the latest when the program ends
         weakref.finalize(self, shutil.rmtree, self.directory, True)
         self.input_ids, self.token_type_ids, self.labels = (RaggedStore(self.directory / f"{name}.bin")

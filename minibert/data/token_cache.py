@@ -19,10 +19,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..files import staging_directory, sweep_stale
 
 CHUNK = 4096          # sentences tokenized per call
 
@@ -89,7 +90,8 @@ class TokenizedCorpus:
         if log:
             log(f"tokenizing the corpus once into {directory}")
         root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        sweep_stale(root, ".build.*")              # builds killed before they could clean up
+        staging = staging_directory(root, "build")
         try:
             dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
             sentence_ends, document_ends, total = [0], [0], 0

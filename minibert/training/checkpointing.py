@@ -14,9 +14,9 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from ..files import staging_directory, write_atomic
 from .loop import TrainingError
 
 logger = logging.getLogger("minibert")
@@ -63,12 +63,12 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> 
     from safetensors.numpy import save_file
 
     final = run_dir / f"checkpoint-{state['step']:07d}"
-    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", suffix=".tmp", dir=run_dir))
+    staging = staging_directory(run_dir, "checkpoint")
     try:
         model.save_pretrained(staging)
         opt = optimizer.state_dict()
         moments = {f"{m}/{k}": v for m in ("exp_avg", "exp_avg_sq") for k, v in opt.pop(m).items()}
-        save_file(moments, str(staging / "optimizer.safetensors"))
+        write_atomic(staging / "optimizer.safetensors", lambda tmp: save_file(moments, tmp))
         state = dict(state, optimizer=opt, dropout_rng=model.rng.bit_generator.state)
         (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
         if final.exists():                       # the same step saved again (after a resume)

@@ -1,0 +1,210 @@
+"""Faults a hostile user meets, through the command line in a subprocess as a user runs it: nothing
+changed before a run is sure to start, nothing left behind, files with the usual modes, no wrong
+answer with exit status 0, no traceback, and messages that name the real cause."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import tiny_config
+
+from minibert import BertModel
+from minibert.data.pretraining import read_documents
+from minibert.tokenization import BertTokenizer
+from minibert.training.pretrain import DEFAULT_CORPUS
+
+
+def cli(*argv, env=None, umask=None, timeout=180, **kw):
+    """`python -m minibert ARGV` in a subprocess, with `umask` set first when given."""
+    code = "import os, sys\n"
+    if umask is not None:
+        code += f"os.umask({umask})\n"
+    code += "from minibert.__main__ import main\nsys.exit(main())\n"
+    return subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kw)
+
+
+def one_line(done, *needles):
+    """The CLI's promise for an expected failure: exit 2, one line "minibert: error: ..."."""
+    err = done.stderr
+    assert done.returncode == 2 and err.startswith("minibert: error: ") and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "small.txt"
+    path.write_text("\n\n".join("\n".join(d) for d in read_documents(DEFAULT_CORPUS)[:20]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(corpus, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tokenizer")
+    BertTokenizer.train([corpus], vocab_size=300, show_progress=False).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "config.json"
+    tiny_config(hidden_size=16, num_attention_heads=2, intermediate_size=32,
+                max_position_embeddings=64).to_json_file(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tokenizer_dir, tmp_path_factory):
+    """A small random encoder with the corpus's tokenizer, for fine-tuning."""
+    tok = BertTokenizer.from_pretrained(tokenizer_dir)
+    model = BertModel(tiny_config(vocab_size=tok.vocab_size, hidden_size=16, num_attention_heads=2,
+                                  intermediate_size=32, max_position_embeddings=64), seed=0)
+    model.tokenizer = tok
+    return model.save_pretrained(tmp_path_factory.mktemp("model") / "encoder")
+
+
+def pretrain_args(corpus, config_file, tokenizer_dir, out, *extra):
+    return ["pretrain", "--corpus", corpus, "--config", config_file, "--tokenizer", tokenizer_dir,
+            "--max-seq-length", "32", "--batch-size", "4", "--output", out, "--quiet", *extra]
+
+
+def write_tsv(path, rows):
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def classify_rows(n=24):
+    return [("and god said let there be light" if i % 2 else "the earth was without form", i % 2)
+            for i in range(n)]
+
+
+# ---- 2. nothing changes before the run is sure to start -------------------------------------
+
+def test_a_typo_does_not_cost_the_run_it_would_replace(model_dir, tmp_path):
+    """finetune --overwrite-output-dir with a --train that does not exist: refused, and the old run's
+    checkpoint, best model and options are all still there (it resumes)."""
+    train = write_tsv(tmp_path / "train.tsv", classify_rows())
+    out = tmp_path / "run"
+    common = ["finetune", "--model", model_dir, "--task", "classify", "--eval", train, "--output", out,
+              "--epochs", "1", "--batch-size", "4", "--quiet"]
+    assert cli(*common, "--train", train).returncode == 0
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    one_line(cli(*common, "--train", tmp_path / "trian.tsv", "--overwrite-output-dir"), "trian.tsv")
+    after = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before and any(p.parts[0].startswith("checkpoint-") for p in after)
+
+
+def test_a_refused_resume_changes_nothing(corpus, config_file, tokenizer_dir, tmp_path):
+    """A resume refused for its number of processes leaves args.json as it was: the next resume
+    trains to the run's own --steps, not to the refused value."""
+    out = tmp_path / "run"
+    assert cli(*pretrain_args(corpus, config_file, tokenizer_dir, out, "--steps", "4", "--save-every", "2")
+               ).returncode == 0
+    state_file = sorted(out.glob("checkpoint-*"))[-1] / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "world_size": 2}))     # as a 2-rank run would have written
+    args_before = (out / "args.json").read_bytes()
+    one_line(cli("pretrain", "--resume", "--output", out, "--steps", "40"), "mpirun -np 2")
+    assert (out / "args.json").read_bytes() == args_before
+
+
+def test_a_resume_needs_no_init_from_directory(corpus, model_dir, tmp_path):
+    """Continued pretraining, interrupted: the --init-from directory moves away, and the run resumes
+    from its own checkpoint and tokenizer."""
+    init = tmp_path / "init"
+    init.mkdir()
+    for f in Path(model_dir).iterdir():
+        (init / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "run"
+    argv = ["pretrain", "--corpus", corpus, "--init-from", init, "--max-seq-length", "32", "--batch-size", "4",
+            "--output", out, "--quiet"]
+    assert cli(*argv, "--steps", "2").returncode == 0
+    init.rename(tmp_path / "moved")
+    done = cli("pretrain", "--resume", "--output", out, "--steps", "4", "--quiet")
+    assert done.returncode == 0 and "done: 4 steps" in done.stdout, done.stderr
+
+
+# ---- 3. leftovers -------------------------------------------------------------------------------
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_what_killed_processes_left_is_swept(corpus, config_file, tokenizer_dir, tmp_path):
+    """An example store and a token-cache build whose processes are gone (kill -9, MPI abort) are
+    removed by the next run; a live process's, or another host's, are left alone; the run's own
+    store goes when it ends."""
+    tmp, cache = tmp_path / "tmp", tmp_path / "cache"
+    (cache / "tokens").mkdir(parents=True)
+    tmp.mkdir()
+    host = socket.gethostname().replace("-", "_")
+    dead, alive = dead_pid(), os.getpid()
+    stale = [tmp / f"minibert-examples-{host}-{dead}-abc", cache / "tokens" / f".build.{host}-{dead}-abc.tmp"]
+    kept = [tmp / f"minibert-examples-{host}-{alive}-abc", tmp / f"minibert-examples-otherhost-{dead}-abc",
+            cache / "tokens" / f".build.{host}-{alive}-abc.tmp"]
+    for path in stale + kept:
+        path.mkdir()
+        (path / "ids.bin").write_bytes(b"x" * 100)
+    done = cli(*pretrain_args(corpus, config_file, tokenizer_dir, tmp_path / "run", "--steps", "2"),
+               env={"TMPDIR": str(tmp), "MINIBERT_CACHE": str(cache)})
+    assert done.returncode == 0, done.stderr
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert sorted(p.name for p in tmp.iterdir()) == sorted(p.name for p in kept[:2])
+
+
+def test_sigterm_saves_and_leaves_nothing_behind(corpus, config_file, tokenizer_dir, tmp_path):
+    """SIGTERM (what a scheduler sends before it kills) to a one-process run: it finishes its step,
+    saves, exits 143, and its example store is gone."""
+    tmp, out = tmp_path / "tmp", tmp_path / "run"
+    tmp.mkdir()
+    code = "import sys\nfrom minibert.__main__ import main\nsys.exit(main())\n"
+    argv = pretrain_args(corpus, config_file, tokenizer_dir, out, "--steps", "100000", "--save-every", "100000")
+    run = subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+    deadline = time.time() + 120
+    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text().count("\n") >= 2):
+        assert time.time() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    assert list(tmp.glob("minibert-examples-*"))                     # the store exists while it trains
+    run.send_signal(signal.SIGTERM)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 143, stderr
+    assert "interrupted at step" in stderr and "saved" in stderr
+    assert list(out.glob("checkpoint-*")) and not list(out.glob(".*.tmp")) and not list(tmp.iterdir())
+
+
+# ---- 4. files respect the umask --------------------------------------------------------------
+
+def modes(root: Path) -> dict:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]
+            if not p.name.startswith(".")}
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_files_follow_the_umask(corpus, config_file, tokenizer_dir, tmp_path, umask, file_mode, dir_mode):
+    """Models, checkpoints, args.json, the tokenizer and a state dump get 0666 / 0777 less the
+    umask, as any other tool's files (not the 0600 / 0700 of temporary files)."""
+    out = tmp_path / "run"
+    done = cli(*pretrain_args(corpus, config_file, tokenizer_dir, out, "--steps", "2"), umask=umask)
+    assert done.returncode == 0, done.stderr
+    dump = cli("dump", "--model", out / "model", "in the beginning", "--output", tmp_path / "state.safetensors",
+               umask=umask)
+    assert dump.returncode == 0, dump.stderr
+    found = modes(out)
+    found["state.safetensors"] = stat.S_IMODE((tmp_path / "state.safetensors").stat().st_mode)
+    for name in ("args.json", "model/model.safetensors", "model/config.json", "model/vocab.txt",
+                 "tokenizer/tokenizer.json", "checkpoint-0000002/optimizer.safetensors",
+                 "checkpoint-0000002/trainer_state.json", "state.safetensors"):
+        assert found[name] == file_mode, (name, oct(found[name]))
+    for name in ("model", "tokenizer", "checkpoint-0000002"):
+        assert found[name] == dir_mode, (name, oct(found[name]))
