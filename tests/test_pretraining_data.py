@@ -1,5 +1,6 @@
 """Pretraining examples on thousands of draws from the shipped corpus: the recipe's statistics."""
 
+import os
 import random
 from collections import Counter
 
@@ -291,6 +292,46 @@ def test_the_token_cache(tmp_path, corpus):
     (tmp_path / "c" / "b.txt").write_text("And there was light, and it was good.\n")
     changed = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
     assert changed.directory != built.directory and changed[3] != built[3]
+    # an edit that keeps the size and the modification time is still a new corpus
+    b = tmp_path / "c" / "b.txt"
+    before = b.stat()
+    b.write_text("And there was light, and it was bad!!\n")
+    os.utime(b, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert b.stat().st_size == before.st_size and b.stat().st_mtime_ns == before.st_mtime_ns
+    edited = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
+    assert edited.directory != changed.directory and edited[3] == tokenize_documents([["And there was light, "
+                                                                                      "and it was bad!!"]], tok)[0]
+
+
+@pytest.mark.parametrize("damage", ["cut documents", "cut ids", "emptied meta", "offsets edited"])
+def test_a_damaged_token_cache_is_rebuilt_with_a_warning(tmp_path, corpus, damage, caplog):
+    """A cache whose files no longer match its meta.json is never read as it is: it is tokenized
+    again, with a warning, and gives every document back."""
+    from minibert.data.pretraining import read_file_documents
+    from minibert.data.token_cache import TokenizedCorpus
+    _, _, tok = corpus
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("\n\n".join(f"Sentence {i} of the text.\nAnd one more." for i in range(40)))
+    files = corpus_files_of(tmp_path / "c")
+    built = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
+    expected = [built[i] for i in range(len(built))]
+    assert len(expected) == 40
+    directory = built.directory
+    del built
+    if damage == "cut documents":
+        (directory / "documents.bin").write_bytes((directory / "documents.bin").read_bytes()[:24])
+    elif damage == "cut ids":
+        (directory / "ids.bin").write_bytes((directory / "ids.bin").read_bytes()[:-2])
+    elif damage == "emptied meta":
+        (directory / "meta.json").write_text("")
+    else:
+        offsets = np.fromfile(directory / "sentences.bin", dtype=np.int64)
+        offsets[5], offsets[6] = offsets[6], offsets[5]
+        offsets.tofile(directory / "sentences.bin")
+    with caplog.at_level("WARNING", logger="minibert"):
+        again = TokenizedCorpus.build_or_open(files, tok, tmp_path / "cache", read_file_documents)
+    assert "the token cache is damaged" in caplog.text and str(directory) in caplog.text
+    assert [again[i] for i in range(len(again))] == expected
 
 
 def corpus_files_of(path):

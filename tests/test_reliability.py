@@ -208,3 +208,31 @@ def test_files_follow_the_umask(corpus, config_file, tokenizer_dir, tmp_path, um
         assert found[name] == file_mode, (name, oct(found[name]))
     for name in ("model", "tokenizer", "checkpoint-0000002"):
         assert found[name] == dir_mode, (name, oct(found[name]))
+
+
+# ---- 5. no wrong answer with exit status 0 ---------------------------------------------------
+
+def test_ranks_that_read_different_corpora_are_refused(corpus, config_file, tokenizer_dir, tmp_path):
+    """The same --corpus path with other content on rank 1 (a copy per machine that differs): the job
+    stops naming the rank, before anything trains."""
+    import shutil
+    other = tmp_path / "other.txt"
+    other.write_text(corpus.read_text().replace("God", "Gods"))
+    script = tmp_path / "two_corpora.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import minibert.training.pretrain as p\n"
+        "from minibert.training.distributed import world\n"
+        "real = p.corpus_files\n"
+        f"p.corpus_files = lambda spec: [Path({str(other)!r})] if world().rank == 1 else real(spec)\n"
+        "from minibert.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    launcher = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    done = subprocess.run([launcher, "-n", "2", sys.executable, str(script),
+                           *map(str, pretrain_args(corpus, config_file, tokenizer_dir, tmp_path / "run", "--steps", "2"))],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "MINIBERT_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert "is not the same file(s) on every MPI process: rank(s) 1 read other content" in done.stderr, done.stderr
+    assert not list((tmp_path / "run").glob("checkpoint-*"))

@@ -42,6 +42,9 @@ class SingleProcess:
     def barrier(self):
         pass
 
+    def allgather(self, value):
+        return [value]
+
     def abort(self, message, code=2):
         print(message, file=sys.stderr)
         sys.exit(code)
@@ -85,6 +88,10 @@ class MPIWorld:
 
     def barrier(self):
         self.comm.Barrier()
+
+    def allgather(self, value):
+        """Every rank's `value` (a small Python object), in rank order."""
+        return self.comm.allgather(value)
 
     def abort(self, message, code=2):
         """Stop every rank of the job (no hang): the message names this rank.  The launcher forwards

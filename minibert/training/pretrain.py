@@ -41,7 +41,7 @@ from ..checkpoints import checkpoint_with_tokenizer
 from ..config import BertConfig
 from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Vocab, collate, corpus_files,
                                 read_file_documents, split_indices)
-from ..data.token_cache import TokenizedCorpus
+from ..data.token_cache import TokenizedCorpus, corpus_fingerprint
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert import BertForMaskedLM, BertForPreTraining
@@ -403,6 +403,13 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
     held-out split, the examples."""
     nsp = args.objective == "mlm+nsp"
     files = corpus_files(args.corpus)
+    fingerprint = corpus_fingerprint(files)
+    seen = ranks.allgather(fingerprint)                     # every rank must read the same text
+    if len(set(seen)) > 1:
+        differing = [r for r, f in enumerate(seen) if f != seen[0]]
+        raise TrainingError(f"corpus {args.corpus} is not the same file(s) on every MPI process: rank(s) "
+                            f"{', '.join(map(str, differing))} read other content than rank 0 (a copy on each "
+                            f"machine that differs?); give every rank the same corpus")
     tokenizer_dir = run_dir / "tokenizer"
     if ranks.rank != 0:
         ranks.barrier()                                     # rank 0 has saved the tokenizer and the cache
@@ -424,7 +431,8 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
         tokenizer = BertTokenizer.train_from_texts(training_text(files, train_idx), args.vocab_size,
                                                    show_progress=False)
-    corpus = TokenizedCorpus.build_or_open(files, tokenizer, args.cache_dir, read_file_documents, log)
+    corpus = TokenizedCorpus.build_or_open(files, tokenizer, args.cache_dir, read_file_documents, log,
+                                           fingerprint)
     if ranks.rank == 0:
         if not resume or not tokenizer_dir.is_dir():
             tokenizer.save_pretrained(tokenizer_dir)
