@@ -48,6 +48,7 @@ from .layers.linear import linear_forward
 from .layers.softmax import softmax_forward
 from .models.bert import BertForMaskedLM, BertForPreTraining
 from .models.bert_tasks import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
+from .models.inputs import check_inputs
 from .models.params import subdict
 
 FORMAT = "minibert-state/1"
@@ -100,10 +101,12 @@ def encoder_trace(params, config, input_ids, token_type_ids, attention_mask) -> 
 
 # ---- a batch for each head ---------------------------------------------------------------------
 
-def make_batch(head, input_ids, token_type_ids, attention_mask, config, mask_token_id=None, seed=0) -> dict:
+def make_batch(head, input_ids, token_type_ids, attention_mask, config, mask_token_id=None, seed=0,
+               special_ids=()) -> dict:
     """The model's keyword inputs with labels for `head`, drawn from `seed` (the state file keeps
     them, so a port reads them rather than drawing them):
-      pretraining / mlm: every 6th real non-special position masked ([MASK] or, without one, kept),
+      pretraining / mlm: every 6th real position masked ([MASK] or, without one, kept), never the
+                         first or last one nor a special token ([CLS], [SEP] between a pair, ...),
                          label the original id; NSP label i % 2
       classify: label i % num_labels;  tag: a label per real token;  qa: a start and end inside."""
     rng = np.random.default_rng(seed)
@@ -114,6 +117,7 @@ def make_batch(head, input_ids, token_type_ids, attention_mask, config, mask_tok
     inner = real.copy()
     inner[:, 0] = False
     inner[np.arange(B), real.sum(1) - 1] = False                  # not [CLS], not the last [SEP]
+    inner &= ~np.isin(input_ids, list(special_ids))               # nor the [SEP] between a pair
     if head in ("pretraining", "mlm"):
         labels = np.full((B, T), IGNORE_INDEX, dtype=np.int64)
         for b in range(B):
@@ -244,7 +248,13 @@ def load_state(path) -> State:
         raise FileNotFoundError(f"state file not found: {path}") from None
     except Exception as e:
         raise ValueError(f"{path} is not a readable safetensors state file ({e})") from None
-    order = json.loads(metadata.get("order", "[]"))
+    try:
+        order = json.loads(metadata.get("order", "[]"))
+    except ValueError:
+        order = None
+    if not isinstance(order, list) or not all(isinstance(name, str) for name in order):
+        raise ValueError(f"{path}: its 'order' metadata is not a JSON list of tensor names "
+                         f"({metadata.get('order', '')[:60]!r}); rewrite it, or drop it to use the file's own order")
     ordered = {name: tensors[name] for name in order if name in tensors}
     ordered.update({name: t for name, t in tensors.items() if name not in ordered})
     return State(ordered, metadata)
@@ -319,6 +329,13 @@ def compare_states(mine: State, reference: State, rtol=None, atol=None) -> Compa
     defaults = TOLERANCE.get(reference.dtype, TOLERANCE["float32"])
     rtol = defaults["rtol"] if rtol is None else rtol
     atol = defaults["atol"] if atol is None else atol
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    shared = [name for name in reference.names if name in mine]
+    if not shared:
+        raise ValueError(f"the two states share no tensor name (the first holds {len(mine.names)}, the second "
+                         f"{len(reference.names)}): nothing to compare; are both minibert-style state files?")
     rows = []
     for name in reference.names:
         if name not in mine:
@@ -348,16 +365,26 @@ def compare_states(mine: State, reference: State, rtol=None, atol=None) -> Compa
 
 # ---- building a state from a checkpoint, a config or another state ----------------------------------
 
-def _encode(tokenizer, texts, ids, positions):
-    """(input_ids, token_type_ids, attention_mask) from texts ("A ||| B" for a pair) or JSON ids."""
+def _encode(tokenizer, texts, ids, config):
+    """(input_ids, token_type_ids, attention_mask) from texts ("A ||| B" for a pair) or JSON ids,
+    each id checked against the vocabulary and each row against the position table."""
+    positions = config.max_position_embeddings
     if ids is not None:
         try:
             rows = json.loads(ids) if isinstance(ids, str) else ids
-            rows = [[int(t) for t in row] for row in rows]
-        except (ValueError, TypeError):
+        except ValueError:
             raise ValueError(f"--ids must be a JSON list of lists of token ids, got {ids!r}") from None
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            raise ValueError(f"--ids must be a JSON list of lists of token ids, got {ids!r}")
         if not rows or not all(rows):
             raise ValueError("--ids holds no tokens")
+        for b, row in enumerate(rows):
+            bad = [t for t in row if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < config.vocab_size]
+            if bad:
+                raise ValueError(f"--ids row {b} holds {bad[0]!r}: a token id is an integer in [0, "
+                                 f"{config.vocab_size}), the model's vocabulary")
+            if len(row) > positions:
+                raise ValueError(f"--ids row {b} has {len(row)} tokens, more than the model's {positions} positions")
         T = max(map(len, rows))
         input_ids = np.zeros((len(rows), T), dtype=np.int64)
         mask = np.zeros_like(input_ids)
@@ -369,11 +396,24 @@ def _encode(tokenizer, texts, ids, positions):
     if tokenizer is None:
         raise ValueError("the model has no tokenizer: give --ids, or a checkpoint with tokenizer files")
     pairs = [t.split("|||") for t in texts]
+    if any(len(p) > 2 for p in pairs):
+        raise ValueError(f"a text holds '|||' more than once: {next(t for t, p in zip(texts, pairs) if len(p) > 2)!r} "
+                         f"(\"A ||| B\" is one pair)")
     if all(len(p) == 2 for p in pairs):
         enc = tokenizer([p[0].strip() for p in pairs], [p[1].strip() for p in pairs], padding=True,
                         truncation=True, max_length=positions)
-    else:
+    elif all(len(p) == 1 for p in pairs):
         enc = tokenizer(list(texts), padding=True, truncation=True, max_length=positions)
+    else:                                   # pairs and single sentences: each encoded as it is, then padded
+        rows = [tokenizer([p[0].strip()], [p[1].strip()] if len(p) == 2 else None, truncation=True,
+                          max_length=positions) for p in pairs]
+        T = max(r.input_ids.shape[1] for r in rows)
+        out = [np.full((len(rows), T), fill, dtype=np.int64) for fill in (tokenizer.pad_token_id, 0, 0)]
+        for b, r in enumerate(rows):
+            n = r.input_ids.shape[1]
+            for array, part in zip(out, (r.input_ids, r.token_type_ids, r.attention_mask)):
+                array[b, :n] = part[0]
+        return tuple(out)
     return enc.input_ids, enc.token_type_ids, enc.attention_mask
 
 
@@ -393,9 +433,10 @@ def dump(model=None, config=None, head="pretraining", texts=(), ids=None, dtype=
     else:
         net = cls(BertConfig.from_json_file(config), seed=seed, dtype=np.dtype(dtype))
     tokenizer = net.tokenizer
-    input_ids, token_type_ids, attention_mask = _encode(tokenizer, texts, ids, net.config.max_position_embeddings)
+    input_ids, token_type_ids, attention_mask = _encode(tokenizer, texts, ids, net.config)
     mask_id = tokenizer.mask_token_id if tokenizer is not None else None
-    batch = make_batch(head, input_ids, token_type_ids, attention_mask, net.config, mask_id, seed)
+    special = tokenizer.all_special_ids if tokenizer is not None else ()
+    batch = make_batch(head, input_ids, token_type_ids, attention_mask, net.config, mask_id, seed, special)
     state = compute_state(net, head, batch, steps)
     meta = metadata_for(net, head, steps, list(texts) if texts and ids is None else None)
     save_state(output, state, meta)
@@ -411,9 +452,24 @@ def live_state(reference: State) -> State:
     if missing:
         raise ValueError(f"the state file has no {', '.join(missing)} in its metadata: a live run needs "
                          f"what produced it (write it with minibert dump)")
-    config = BertConfig.from_dict(json.loads(meta["config"]))
+    if meta["head"] not in HEADS or meta["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"the state file's metadata names head {meta['head']!r} and dtype {meta['dtype']!r}: a live "
+                         f"run knows heads {', '.join(HEADS)} and dtypes float32, float64")
+    try:
+        config = BertConfig.from_dict(json.loads(meta["config"]))
+        steps = int(meta.get("steps", 0))
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"the state file's config or steps metadata is not readable ({e})") from None
     model = HEADS[meta["head"]](config, dtype=np.dtype(meta["dtype"]))
-    model.load_state_dict({k[len("param."):]: v for k, v in reference.tensors.items() if k.startswith("param.")})
+    weights = {k[len("param."):]: v for k, v in reference.tensors.items() if k.startswith("param.")}
+    not_finite = [name for name, v in weights.items() if not np.all(np.isfinite(v))]
+    if not_finite:
+        raise ValueError(f"the state file's weight param.{not_finite[0]} holds NaN or inf: a live run on it "
+                         f"would compare NaN with NaN")
+    model.load_state_dict(weights)
     batch = {k[len("inputs."):]: v for k, v in reference.tensors.items() if k.startswith("inputs.")}
-    tensors = compute_state(model, meta["head"], batch, int(meta.get("steps", 0)))
-    return State(tensors, metadata_for(model, meta["head"], int(meta.get("steps", 0))))
+    if "input_ids" not in batch:
+        raise ValueError("the state file has no inputs.input_ids: a live run needs the batch that produced it")
+    check_inputs(config, batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"))
+    tensors = compute_state(model, meta["head"], batch, steps)
+    return State(tensors, metadata_for(model, meta["head"], steps))

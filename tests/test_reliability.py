@@ -32,11 +32,14 @@ def cli(*argv, env=None, umask=None, timeout=180, **kw):
 
 
 def one_line(done, *needles):
-    """The CLI's promise for an expected failure: exit 2, one line "minibert: error: ..."."""
+    """The CLI's promise for an expected failure: exit 2, one line "minibert: error: ..." (after any
+    notice of loading, such as a head made fresh), never a traceback."""
     err = done.stderr
-    assert done.returncode == 2 and err.startswith("minibert: error: ") and err.count("\n") == 1, err
+    last = err.rstrip("\n").split("\n")[-1]
+    assert done.returncode == 2 and last.startswith("minibert: error: ") and "Traceback" not in err, err
+    assert err.count("minibert: error") == 1, err
     for needle in needles:
-        assert needle in err, err
+        assert needle in last, err
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +239,94 @@ def test_ranks_that_read_different_corpora_are_refused(corpus, config_file, toke
     assert done.returncode != 0
     assert "is not the same file(s) on every MPI process: rank(s) 1 read other content" in done.stderr, done.stderr
     assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_compare_refuses_what_it_cannot_compare(model_dir, tmp_path):
+    """No tensor name in common, a file with no tensors, an 'order' that is not a list, and
+    tolerances that are negative, NaN or inf: each one line, never "agree"."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    state = tmp_path / "state.safetensors"
+    assert cli("dump", "--model", model_dir, "in the beginning", "--output", state).returncode == 0
+    save_file({"something.else": np.zeros(3)}, str(tmp_path / "other.safetensors"))
+    save_file({}, str(tmp_path / "empty.safetensors"))
+    save_file({"x": np.zeros(3)}, str(tmp_path / "order.safetensors"), metadata={"order": '{"x": 1}'})
+    one_line(cli("compare", state, tmp_path / "other.safetensors"), "share no tensor name")
+    one_line(cli("compare", tmp_path / "empty.safetensors", state), "share no tensor name")
+    one_line(cli("compare", tmp_path / "order.safetensors", state), "'order' metadata is not a JSON list")
+    for flag, value in (("--rtol", "-1"), ("--atol", "nan"), ("--rtol", "inf")):
+        one_line(cli("compare", state, state, flag, value), f"{flag[2:]} must be a finite number >= 0")
+    assert cli("compare", state, state).returncode == 0
+
+
+def test_compare_live_checks_the_state_it_reruns(model_dir, tmp_path):
+    """--live on a state with NaN weights, an id outside the vocabulary or an unknown dtype: one
+    line naming it."""
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+    state = tmp_path / "state.safetensors"
+    assert cli("dump", "--model", model_dir, "in the beginning", "--output", state).returncode == 0
+    with safe_open(str(state), framework="np") as f:
+        metadata = dict(f.metadata())
+    tensors = load_file(str(state))
+    name = next(k for k in tensors if k.startswith("param.") and k.endswith("weight"))
+    damaged = {"nan": ({**tensors, name: tensors[name] * float("nan")}, metadata, "holds NaN or inf"),
+               "ids": ({**tensors, "inputs.input_ids": tensors["inputs.input_ids"] + 10 ** 6}, metadata,
+                       "outside the vocabulary"),
+               "dtype": (tensors, {**metadata, "dtype": "float16"}, "dtype 'float16'")}
+    for key, (t, meta, needle) in damaged.items():
+        save_file(t, str(tmp_path / f"{key}.safetensors"), metadata=meta)
+        one_line(cli("compare", tmp_path / f"{key}.safetensors", "--live", "minibert"), needle)
+
+
+def test_dump_checks_its_ids_and_never_masks_a_special_token(model_dir, tmp_path):
+    """--ids outside the vocabulary, longer than the positions, beyond int64 or not integers: one
+    line each.  A pair's middle [SEP] is never a masked position, and a single text among pairs is
+    a single text, not one with a literal '|||'."""
+    from minibert.states import load_state
+    out = tmp_path / "state.safetensors"
+    for ids, needle in (("[[2, 99999]]", "holds 99999"), ("[[2, 3.5]]", "holds 3.5"),
+                        ("[[2, 99999999999999999999999]]", "holds 99999999999999999999999"),
+                        (f"[{[2] * 65}]", "65 tokens, more than the model's 64 positions"),
+                        ("[[2, true]]", "holds True")):
+        one_line(cli("dump", "--model", model_dir, "--ids", ids, "--output", out), needle)
+    done = cli("dump", "--model", model_dir, "--head", "pretraining", "one two three four five six ||| seven eight",
+               "and light", "--output", out)
+    assert done.returncode == 0, done.stderr
+    state = load_state(out)
+    tok = BertTokenizer.from_pretrained(model_dir)
+    ids, labels = state["inputs.input_ids"], state["inputs.labels"]
+    special = set(tok.all_special_ids) - {tok.mask_token_id}
+    assert ((labels != -100) & (labels >= 0)).any()
+    assert not any(int(label) in special for label in labels[labels != -100])
+    sep_rows = (ids == tok.sep_token_id).sum(1)
+    assert sep_rows.tolist() == [2, 1]                        # the pair has its two [SEP]s, the single text one
+    assert "|" not in tok.decode(ids[1].tolist())
+
+
+def test_a_closed_pipe_ends_quietly(model_dir, tmp_path):
+    """`minibert fill-mask ... | head -1`: the reader goes away; no traceback."""
+    script = tmp_path / "minibert_cli.py"
+    script.write_text("import sys\nfrom minibert.__main__ import main\nsys.exit(main())\n")
+    texts = [f"in the [MASK] {i}" for i in range(300)]
+    pipeline = subprocess.run(f"{sys.executable} {script} fill-mask --top-k 50 --model {model_dir} "
+                              + " ".join(f"'{t}'" for t in texts) + " | head -1",
+                              shell=True, capture_output=True, text=True, timeout=120)
+    assert pipeline.stdout.count("\n") == 1 and "Traceback" not in pipeline.stderr
+    assert "BrokenPipe" not in pipeline.stderr and "error" not in pipeline.stderr, pipeline.stderr
+
+
+def test_a_library_error_for_a_full_disk_names_the_file(tmp_path):
+    """safetensors reports a full disk as its own error: the write reports it as the OSError it is,
+    naming the file, and leaves no temporary file."""
+    import errno
+    from minibert.files import write_atomic
+
+    def full(tmp):
+        from safetensors import SafetensorError
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                              'message: "No space left on device" })')
+    with pytest.raises(OSError) as caught:
+        write_atomic(tmp_path / "model.safetensors", full)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "model.safetensors")
+    assert not list(tmp_path.iterdir())

@@ -32,7 +32,8 @@ def expected_errors() -> tuple:
     from ..checkpoints import CheckpointError
     from ..files import RunDirectoryInUse
     from ..training.loop import TrainingError
-    return (CommandError, TrainingError, CheckpointError, RunDirectoryInUse, ValueError, MemoryError, OSError)
+    return (CommandError, TrainingError, CheckpointError, RunDirectoryInUse, ValueError, TypeError, MemoryError,
+            OSError)
 
 
 def error_message(e: BaseException) -> str:
