@@ -330,3 +330,65 @@ def test_a_library_error_for_a_full_disk_names_the_file(tmp_path):
         write_atomic(tmp_path / "model.safetensors", full)
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "model.safetensors")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def classifier(model_dir, tmp_path_factory):
+    """A classifier fine-tuned for one epoch on labels "dark" / "light" (its quality is beside the point)."""
+    root = tmp_path_factory.mktemp("classifier")
+    rows = [(text, "light" if gold else "dark") for text, gold in classify_rows()]
+    train = write_tsv(root / "train.tsv", rows)
+    done = cli("finetune", "--model", model_dir, "--task", "classify", "--train", train, "--eval", train,
+               "--output", root / "run", "--epochs", "1", "--batch-size", "8", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return root / "run" / "best", rows
+
+
+def test_predict_reads_csv_and_jsonl_by_column_name(classifier, tmp_path):
+    """A .csv (quoted commas inside) and a .jsonl file give the predictions of the same rows as TSV;
+    the datasets library's integer labels are read as the model's label names."""
+    import csv
+    best, rows = classifier
+    rows = [(text.replace("said", "said, quietly,"), gold) for text, gold in rows]
+    tsv = write_tsv(tmp_path / "in.tsv", rows)
+    with open(tmp_path / "in.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    names = {"dark": 0, "light": 1}                     # the model's ids (labels sorted)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t, "label": names[g]}) + "\n" for t, g in rows))
+    outputs = {}
+    for name in ("in.tsv", "in.csv", "in.jsonl"):
+        done = cli("predict", "--model", best, "--input", tmp_path / name, "--output", tmp_path / f"{name}.out", "--quiet")
+        assert done.returncode == 0, done.stderr
+        outputs[name] = [json.loads(line) for line in (tmp_path / f"{name}.out").read_text().splitlines()]
+        assert "accuracy" in done.stderr
+    assert outputs["in.csv"] == outputs["in.tsv"] == outputs["in.jsonl"]
+    assert [r["text"] for r in outputs["in.csv"]] == [t for t, _ in rows] and tsv.is_file()
+
+
+def test_predict_refuses_what_would_be_a_wrong_answer(classifier, model_dir, tmp_path):
+    """Labels that are not the model's, a batch size or max length that cannot work, a sentence TSV
+    given to a tagging model: one line each, not "accuracy 0.0000", not a run on empty batches."""
+    best, rows = classifier
+    other = write_tsv(tmp_path / "other.tsv", [(t, "pos" if g == "light" else "neg") for t, g in rows])
+    one_line(cli("predict", "--model", best, "--input", other, "--quiet"), "are not the model's (dark, light)")
+    some = write_tsv(tmp_path / "some.tsv", rows[:-1] + [(rows[-1][0], "grey")])
+    done = cli("predict", "--model", best, "--input", some, "--quiet")
+    assert done.returncode == 0 and "labels the model does not know (grey): 1 examples count as wrong" in done.stderr
+    good = write_tsv(tmp_path / "good.tsv", rows)
+    for flags, needle in ((["--batch-size", "0"], "batch_size must be a positive integer"),
+                          (["--batch-size", "-3"], "batch_size must be a positive integer"),
+                          (["--max-length", "0"], "max_length must be between 4"),
+                          (["--max-length", "1"], "max_length must be between 4"),
+                          (["--max-length", "100000"], "max_length must be between 4")):
+        one_line(cli("predict", "--model", best, "--input", good, *flags), needle)
+    one_line(cli("predict", "--model", best, "--input", good, "--task", "tag"), "does not do the 'tag' task")
+    conll = tmp_path / "tags.conll"
+    conll.write_text("in B-X\nthe I-X\nbeginning O\n\ngod B-X\n")
+    tagger = tmp_path / "tagger"
+    done = cli("finetune", "--model", model_dir, "--task", "tag", "--train", conll, "--eval", conll,
+               "--output", tagger, "--epochs", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    one_line(cli("predict", "--model", tagger / "best", "--input", good, "--quiet"),
+             "a whole sentence in the first column", "good.tsv:1")

@@ -1,7 +1,7 @@
 """Fine-tuning data: reading the four task formats and turning them into model inputs.
 
-    classify  TSV  sentence<TAB>label
-    pair      TSV  sentence_a<TAB>sentence_b<TAB>label
+    classify  TSV  sentence<TAB>label             (or .csv / .jsonl with text and label columns)
+    pair      TSV  sentence_a<TAB>sentence_b<TAB>label  (or .csv / .jsonl: sentence1, sentence2, label)
     tag       CoNLL columns: one token a line, its tag in the last column, a blank line between
               sentences (-DOCSTART- lines skipped)
     qa        SQuAD v1.1 JSON: data -> paragraphs -> context, qas -> question, answers
@@ -73,6 +73,71 @@ def read_tsv(path, pair=False, labelled=True):
     return texts, (pairs if pair else None), labels
 
 
+# the text columns of a .csv or .jsonl file, by name, as the datasets library's GLUE-style sets have them
+TEXT_COLUMNS = {False: (("text",), ("sentence",), ("sentence1",), ("review",)),
+                True: (("sentence1", "sentence2"), ("text", "text_pair"), ("premise", "hypothesis"),
+                       ("question", "sentence"), ("question1", "question2"))}
+LABEL_COLUMNS = ("label", "labels")
+
+
+def read_sentences(path, pair=False, labelled=True):
+    """-> (texts, pairs or None, labels as strings), from TSV (read_tsv), or from a .csv (a header
+    row, then comma-separated, quoted as CSV quotes) or a .jsonl (one JSON object a line) file as
+    the datasets library reads them: the columns by name (TEXT_COLUMNS, LABEL_COLUMNS)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        return read_tsv(path, pair, labelled)
+    path, text = _read_text(path)
+    if suffix == ".csv":
+        import csv
+        import io
+        try:
+            records = list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as e:
+            raise DataError(f"{path} is not readable as CSV ({e})") from None
+        where = lambda i: f"{path}:{i + 2}"                        # noqa: E731  (line 1 is the header)
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: not a JSON object ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            records.append(record)
+        where = lambda i: f"{path}: record {i + 1}"                # noqa: E731
+    if not records:
+        raise DataError(f"{path} has no examples")
+    names = set(records[0])
+    columns = next((c for c in TEXT_COLUMNS[pair] if set(c) <= names), None)
+    if columns is None:
+        wanted = " or ".join("+".join(c) for c in TEXT_COLUMNS[pair])
+        raise DataError(f"{path} has columns {sorted(names)}; a {'pair' if pair else 'sentence'} file needs {wanted}")
+    label = next((c for c in LABEL_COLUMNS if c in names), None)
+    if labelled and label is None:
+        raise DataError(f"{path} has no label column ({' or '.join(LABEL_COLUMNS)}); it has {sorted(names)}")
+    texts, pairs, labels = [], [], []
+    for i, record in enumerate(records):
+        values = [record.get(c) for c in columns]
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            raise DataError(f"{where(i)}: {', '.join(columns)} must be non-empty text, got {values}")
+        texts.append(values[0].strip())
+        if pair:
+            pairs.append(values[1].strip())
+        gold = record.get(label) if label else None
+        labels.append(None if gold in (None, "") else str(gold).strip())
+    if labelled and None in labels:
+        raise DataError(f"{where(labels.index(None))}: no {label}")
+    if not labelled and all(g is None for g in labels):
+        labels = None
+    elif not labelled and None in labels:
+        raise DataError(f"{where(labels.index(None))}: no {label}, where other examples have one")
+    return texts, (pairs if pair else None), labels
+
+
 def read_conll(path, labelled=True):
     """-> (sentences as word lists, tag lists).  With `labelled=False` (words to tag) a line may
     hold the word alone; tags is then None."""
@@ -88,6 +153,10 @@ def read_conll(path, labelled=True):
         cols = line.split()
         if cols[0] == "-DOCSTART-":
             continue
+        if "\t" in line and len(line.split("\t")[0].split()) > 1:
+            raise DataError(f"{path}:{number}: a whole sentence in the first column ({line[:60]!r}): a tagging file "
+                            f"is CoNLL, one token a line with its tag, a blank line between sentences (this looks "
+                            f"like a classification TSV)")
         if len(cols) < 2 and labelled:
             raise DataError(f"{path}:{number}: expected a token and its tag in columns, got {line[:60]!r}")
         words.append(cols[0])

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,12 @@ from tqdm.auto import tqdm
 
 from ..checkpoints import CheckpointError
 from ..data.batching import pad_batch
-from ..data.finetuning import QAExample, encode_squad, read_conll, read_squad, read_tsv
+from ..data.finetuning import QAExample, encode_squad, read_conll, read_sentences, read_squad
 from ..models.bert_tasks import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 from ..layers.softmax import softmax_forward
 from ..models.distilbert import DistilBertForSequenceClassification
+
+logger = logging.getLogger("minibert")
 
 TASK_MODELS = {"BertForSequenceClassification": BertForSequenceClassification,
                "BertForTokenClassification": BertForTokenClassification,
@@ -72,7 +75,9 @@ def predict_file(model, path, task=None, **kwargs) -> tuple[list[dict], str]:
     if not isinstance(model, expects):
         raise ValueError(f"a {type(model).__name__} does not do the {task!r} task")
     if task in ("classify", "pair"):
-        texts, pairs, labels = read_tsv(path, pair=task == "pair", labelled=False)
+        texts, pairs, labels = read_sentences(path, pair=task == "pair", labelled=False)
+        if labels is not None and model.num_labels > 1:
+            labels = model_labels(model, labels, path)
         inputs = list(zip(texts, pairs)) if pairs else texts
         records = [{"text": t if not pairs else t[0], **({"text_pair": t[1]} if pairs else {}), **p}
                    for t, p in zip(inputs, predict(model, inputs, **kwargs))]
@@ -86,6 +91,32 @@ def predict_file(model, path, task=None, **kwargs) -> tuple[list[dict], str]:
     examples = read_squad(path)
     results = predict(model, examples, **kwargs)
     return [{"id": ex.id, "question": ex.question, **r} for ex, r in zip(examples, results)], ""
+
+
+def model_labels(model, labels, path) -> list[str]:
+    """The file's gold labels as the model's label names (a class index, as the datasets library
+    stores labels, becomes its name).  Labels the model does not have are an error when none of
+    them is the model's (the wrong file, or the wrong model), else a warning: they count as wrong."""
+    names = [model.id2label[k] for k in range(model.num_labels)]
+    gold = [g if g in names else names[int(g)] if g.isdigit() and int(g) < len(names) else g for g in labels]
+    unknown = sorted(set(gold) - set(names))
+    if len(unknown) == len(set(gold)):
+        raise ValueError(f"{path}'s labels ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}) are not "
+                         f"the model's ({', '.join(names)}): the wrong file or the wrong model? (leave the label "
+                         f"column out to predict without scoring)")
+    if unknown:
+        logger.warning(f"warning: {path} has labels the model does not know ({', '.join(unknown[:5])}): "
+                       f"{sum(g in unknown for g in gold)} examples count as wrong")
+    return gold
+
+
+def check_settings(batch_size, max_length, positions):
+    """batch_size >= 1 and 4 <= max_length <= the model's positions, or a ValueError naming the value."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if not isinstance(max_length, int) or not 4 <= max_length <= positions:
+        raise ValueError(f"max_length must be between 4 (room for [CLS], [SEP] and a token or two) and the "
+                         f"model's {positions} positions, got {max_length}")
 
 
 def softmax(z):
@@ -113,6 +144,7 @@ def predict(model, inputs, tokenizer=None, batch_size=32, max_length=None, doc_s
     inputs = list(inputs)
     if max_length is None:
         max_length = min(tok.model_max_length, model.config.max_position_embeddings)
+    check_settings(batch_size, max_length, model.config.max_position_embeddings)
     if isinstance(model, (BertForSequenceClassification, DistilBertForSequenceClassification)):
         run = _classify
     elif isinstance(model, BertForTokenClassification):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.batching import pad_batch
-from ..data.finetuning import (DataError, encode_squad, encode_tags, label_vocabulary, read_conll, read_squad,
-                               read_tsv)
+from ..data.finetuning import (DataError, encode_squad, encode_tags, label_vocabulary, read_conll, read_sentences,
+                               read_squad)
 from ..layers.cross_entropy import IGNORE_INDEX
 from ..models.bert_tasks import (BertForQuestionAnswering, BertForSequenceClassification,
                                  BertForTokenClassification)
@@ -75,7 +75,7 @@ class ClassifyTask(Task):
     pair = False
 
     def load(self, path, fit_labels=False):
-        texts, pairs, labels = read_tsv(path, pair=self.pair)
+        texts, pairs, labels = read_sentences(path, pair=self.pair)
         if fit_labels:
             self.label2id = label_vocabulary(labels)
             if len(self.label2id) < 2:
