@@ -8,6 +8,7 @@ disk or a crash is dropped when the log is read.  `RunLock` makes a run the only
 its directory.
 """
 
+import errno
 import json
 import os
 import re
@@ -35,6 +36,10 @@ def write_atomic(path, write):
     A library that fails with its own error on an operating-system problem (safetensors on a full
     disk) is reported as that OSError, naming `path`."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory: give a file name to write", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such directory to write into", str(path.parent))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -171,7 +171,7 @@ def test_corpus_errors(tmp_path):
     with pytest.raises(ValueError, match="at least two"):
         split_documents(read_documents(tmp_path / "one.txt"), 0.1, 0)
     (tmp_path / "bad.txt.gz").write_bytes(b"not gzip")
-    with pytest.raises(ValueError, match="could not be read"):
+    with pytest.raises(ValueError, match="is not a whole gzip file"):
         read_documents(tmp_path / "bad.txt.gz")
 
 

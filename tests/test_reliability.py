@@ -392,3 +392,44 @@ def test_predict_refuses_what_would_be_a_wrong_answer(classifier, model_dir, tmp
     assert done.returncode == 0, done.stderr
     one_line(cli("predict", "--model", tagger / "best", "--input", good, "--quiet"),
              "a whole sentence in the first column", "good.tsv:1")
+
+
+# ---- 7. messages that name the real cause; 8. the fill-mask hint -----------------------------
+
+def test_corpus_messages_name_the_real_cause(config_file, tmp_path):
+    """A Latin-1 byte at its line and offset in the file, a FIFO as a FIFO, a directory given for a
+    file as a directory, and --objective mlm suggested only where it would work."""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(("ascii line\n" * 5000).encode() + b"caf\xe9\n\nmore\n")
+    out = tmp_path / "run"
+    one_line(cli("pretrain", "--corpus", latin, "--output", out, "--quiet"),
+             f"line 5001, byte {5000 * 11 + 3} of the file is 0xe9")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    one_line(cli("pretrain", "--corpus", fifo, "--output", out, "--quiet"), "is not a regular file (a FIFO")
+    one_line(cli("predict", "--model", tmp_path, "--input", tmp_path), "is not a checkpoint directory: it has no config.json")
+    one_line(cli("dump", "--config", config_file, "--ids", "[[1, 2]]", "--output", tmp_path), "is a directory")
+    one = tmp_path / "one.txt"
+    one.write_text("A single line of text.\n")
+    one_line(cli("pretrain", "--corpus", one, "--output", out, "--quiet"), "has 1 document(s)", "blank line")
+    assert "--objective mlm" not in cli("pretrain", "--corpus", one, "--output", out, "--quiet").stderr
+    two = tmp_path / "two.txt"
+    two.write_text("A first line of text.\n\nA second document.\n")
+    one_line(cli("pretrain", "--corpus", two, "--output", out, "--quiet"), "or use --objective mlm")
+
+
+def test_the_fill_mask_hint_is_a_sentence_of_the_run(config_file, tmp_path):
+    """The command printed at the end of pretraining masks a word of the run's own held-out text,
+    not a Bible verse, and runs."""
+    corpus = tmp_path / "recipes.txt"
+    corpus.write_text("\n\n".join(f"Whisk the eggs with sugar for batch {i} until pale.\nFold in the flour "
+                                  f"gently and bake the cake for thirty minutes." for i in range(60)) + "\n")
+    done = cli("pretrain", "--corpus", corpus, "--config", config_file, "--vocab-size", "120", "--max-seq-length",
+               "32", "--batch-size", "4", "--steps", "2", "--output", tmp_path / "run", "--quiet")
+    assert done.returncode == 0, done.stderr
+    hint = done.stdout.strip().splitlines()[-1]
+    assert hint.startswith(f"try: minibert fill-mask --model {tmp_path / 'run' / 'model'} \"") and "[MASK]" in hint
+    sentence = hint.split('"')[1]
+    assert "God" not in sentence and sentence.replace("[MASK]", "").split()[0] in ("whisk", "fold")
+    filled = cli("fill-mask", "--model", tmp_path / "run" / "model", sentence)
+    assert filled.returncode == 0 and filled.stdout.startswith(sentence), filled.stderr

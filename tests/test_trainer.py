@@ -307,7 +307,8 @@ def test_fill_mask_on_a_trained_model(small_corpus, model_config, tmp_path, caps
 @pytest.mark.parametrize("setup, message", [
     ("missing", "corpus not found"),
     ("empty", "is empty"),
-    ("single", "single document"),
+    ("single", "has 1 document(s); mlm+nsp needs at least 4 (some are held out for evaluation): separate "
+               "documents with a blank line"),
     ("seq", "max_seq_length 100 is longer than the model's max_position_embeddings (64)"),
     ("unwritable", "is not writable"),
     ("exists", "already holds a run: pass --resume"),

@@ -121,5 +121,6 @@ def run_pretrain(a) -> int:
         nsp = f", NSP accuracy {ev['nsp_accuracy']:.3f}" if "nsp_accuracy" in ev else ""
         print(f"held-out: MLM accuracy {ev['mlm_accuracy']:.3f} (most-frequent-token baseline "
               f"{ev['mlm_baseline_accuracy']:.3f}){nsp}")
-    print(f'try: minibert fill-mask --model {result.model_dir} "And God said, Let there be [MASK]."')
+    if result.fill_mask_example:
+        print(f'try: minibert fill-mask --model {result.model_dir} "{result.fill_mask_example}"')
     return 0

@@ -47,11 +47,17 @@ class RaggedStore:
 
     def append(self, values):
         array = np.asarray(values, dtype=np.int32)
-        self._file.write(array.tobytes())
+        try:
+            self._file.write(array.tobytes())
+        except OSError as e:                              # a full $TMPDIR: say which file
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._ends.append(self._ends[-1] + len(array))
 
     def close(self):
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self.offsets = np.asarray(self._ends, dtype=np.int64)
         total = int(self.offsets[-1])
         self.data = np.memmap(self.path, dtype=np.int32, mode="r", shape=(total,)) if total else np.zeros(0, np.int32)

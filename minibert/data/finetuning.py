@@ -15,6 +15,7 @@ A malformed line raises `DataError` naming the file and line.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +31,21 @@ class DataError(ValueError):
 
 def _read_text(path):
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise DataError(f"{path} is a directory: give the data file itself")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path} is not a regular file (a FIFO, device or socket): give a data file")
+    if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     try:
         return path, path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise PermissionError(errno.EACCES, "permission denied: this user may not read the data file", str(path)) from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+        raw = path.read_bytes()
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path} is not UTF-8 text: line {line}, byte {e.start} is 0x{raw[e.start]:02x} ({e.reason}); "
+                        f"convert it (for Latin-1: iconv -f latin1 -t utf-8)") from None
 
 
 def _lines(path):

@@ -28,9 +28,11 @@ epoch (dynamic masking, as RoBERTa): `PretrainingData.epoch(e)` returns epoch e'
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import random
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,22 +79,33 @@ def corpus_files(spec) -> list[Path]:
 
 def read_file_documents(path):
     """One corpus file's documents, yielded one at a time as the file is read (lists of sentences;
-    a file's end closes its last document)."""
+    a file's end closes its last document).  Lines are split as str.splitlines splits text; a
+    byte that is not UTF-8 is reported at its line and offset in the file."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    current = []
+    current, number, offset = [], 0, 0
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
+        with opener(path, "rb") as f:
             for raw in f:
-                for line in raw.splitlines() or [""]:         # as str.splitlines splits the whole text
+                number += 1
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"corpus {path} is not UTF-8 text: line {number}, byte {offset + e.start} of "
+                                     f"the {'uncompressed ' if opener is gzip.open else ''}file is 0x{raw[e.start]:02x}; "
+                                     f"convert it (for Latin-1: iconv -f latin1 -t utf-8)") from None
+                offset += len(raw)
+                for line in text.splitlines() or [""]:        # as str.splitlines splits the whole text
                     line = line.strip()
                     if line:
                         current.append(line)
                     elif current:
                         yield current
                         current = []
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise ValueError(f"corpus {path} could not be read as UTF-8 text ({e})") from None
+    except PermissionError:
+        raise PermissionError(errno.EACCES, "permission denied: this user may not read the corpus", str(path)) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"corpus {path} is not a whole gzip file ({e}): download or compress it again") from None
     if current:
         yield current
 

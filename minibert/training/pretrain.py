@@ -152,6 +152,7 @@ class RunResult:
     curve: Path | None = None        # curve.png, when matplotlib drew it
     last_checkpoint: Path | None = None
     stop_signal: int | None = None   # signal.SIGINT or SIGTERM when interrupted
+    fill_mask_example: str | None = None   # a held-out sentence with a [MASK]
 
 
 # ---- metrics --------------------------------------------------------------------------------
@@ -364,14 +365,24 @@ def training_text(files, train_indices, limit=VOCAB_SAMPLE_CHARS) -> list[str]:
 
 
 def _split(args, n_documents, nsp):
-    """The held-out split by document index (corpus order), as a clear error when impossible."""
+    """The held-out split by document index (corpus order), as a clear error when impossible.  Whole
+    documents are held out: NSP needs 2 on each side (its random sentences come from another
+    document), MLM alone 1; --objective mlm is suggested only where it would work."""
     if n_documents == 0:
         raise TrainingError(f"corpus {args.corpus} is empty: expected one sentence a line, a blank line "
                             f"between documents")
-    if nsp and n_documents < 2:
-        raise TrainingError(f"corpus {args.corpus} has a single document: next-sentence prediction "
-                            f"needs at least two (separate documents with a blank line; or --objective mlm)")
-    return split_indices(n_documents, args.eval_fraction, args.seed, min_documents=2 if nsp else 1)
+    sides = 2 if args.eval_fraction > 0 else 1               # training, and held out
+    needed = {"mlm+nsp": 2 * sides, "mlm": sides}
+    objective = "mlm+nsp" if nsp else "mlm"
+    try:
+        return split_indices(n_documents, args.eval_fraction, args.seed, min_documents=2 if nsp else 1)
+    except ValueError:
+        hint = "separate documents with a blank line"
+        if nsp and n_documents >= needed["mlm"]:
+            hint += f", or use --objective mlm (masked LM alone needs {needed['mlm']})"
+        raise TrainingError(f"corpus {args.corpus} has {n_documents} document(s); {objective} needs at least "
+                            f"{needed[objective]}{' (some are held out for evaluation)' if sides == 2 else ''}: "
+                            f"{hint}") from None
 
 
 def load_tokenizer(path) -> BertTokenizer:
@@ -396,6 +407,7 @@ class PretrainingInputs:
     baseline_id: int                    # the commonest token of the training text
     n_train_documents: int
     n_eval_documents: int
+    example: str | None = None          # a held-out sentence with a [MASK], for fill-mask
 
 
 def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) -> PretrainingInputs:
@@ -457,8 +469,27 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
     if not set(np.flatnonzero(counts).tolist()) - set(vocab.special_ids):
         raise TrainingError(f"corpus {args.corpus} has no words to learn: every token of its training part is "
                             f"a special token such as [CLS] or [MASK], which are never masked")
+    example = fill_mask_example(eval_docs, tokenizer) or fill_mask_example(train_docs, tokenizer)
     return PretrainingInputs(tokenizer, train_data, eval_examples, counts, int(np.argmax(counts)),
-                             len(train_idx), len(eval_idx))
+                             len(train_idx), len(eval_idx), example)
+
+
+def fill_mask_example(documents, tokenizer, limit=200) -> str | None:
+    """A sentence of `documents` (token ids) with one whole word replaced by [MASK], for the hint at
+    the end of a run: the first of 5 to 20 pieces with a word of 4+ letters near its middle."""
+    special = set(tokenizer.all_special_ids)
+    for d in range(min(len(documents), limit)):
+        for ids in documents[d]:
+            tokens = tokenizer.convert_ids_to_tokens(ids)
+            if not 5 <= len(tokens) <= 20 or special & set(ids):
+                continue
+            middle = sorted(range(1, len(tokens) - 1), key=lambda i: abs(i - len(tokens) // 2))
+            for i in middle:
+                whole = not tokens[i].startswith("##") and not tokens[i + 1].startswith("##")
+                if whole and tokens[i].isalpha() and len(tokens[i]) >= 4:
+                    text = tokenizer.decode(ids[:i]) + " [MASK] " + tokenizer.decode(ids[i + 1:])
+                    return " ".join(text.split())
+    return None
 
 
 def initial_model(args: PretrainArgs, inputs: PretrainingInputs, log, checkpoints=()):
@@ -601,4 +632,4 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         bar.close()
         stop.restore()
     return RunResult(run_dir, step, model_dir, stopped_early, last_eval, curve, last_checkpoint,
-                     stop.signal if stopped_early else None)
+                     stop.signal if stopped_early else None, inputs.example)
