@@ -433,3 +433,15 @@ def test_the_fill_mask_hint_is_a_sentence_of_the_run(config_file, tmp_path):
     assert "God" not in sentence and sentence.replace("[MASK]", "").split()[0] in ("whisk", "fold")
     filled = cli("fill-mask", "--model", tmp_path / "run" / "model", sentence)
     assert filled.returncode == 0 and filled.stdout.startswith(sentence), filled.stderr
+
+
+def test_a_file_given_for_an_output_directory_is_named(model_dir, tmp_path):
+    """--output that is a file (or /dev/null), for pretraining and fine-tuning; --resume where no run
+    was started: the cause, not "File exists" or a missing args.json's errno."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    train = write_tsv(tmp_path / "train.tsv", classify_rows())
+    one_line(cli("finetune", "--model", model_dir, "--task", "classify", "--train", train, "--eval", train,
+                 "--output", afile), "output", "is a file, not a directory")
+    one_line(cli("pretrain", "--output", "/dev/null", "--quiet"), "output /dev/null is a file, not a directory")
+    one_line(cli("finetune", "--resume", "--output", tmp_path / "nothing"), "nothing to resume", "no args.json")

@@ -59,6 +59,9 @@ def run_command(run, args) -> int:
     except BrokenPipeError:
         quiet_stdout()
         return 141                                        # 128 + SIGPIPE, as a Unix tool ends
+    except KeyboardInterrupt:                             # Ctrl-C outside a training loop (which saves first)
+        print("minibert: interrupted", file=sys.stderr)
+        return 130
     except expected_errors() as e:
         return say_error(error_message(e))
 

@@ -111,11 +111,15 @@ def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, outp
     started with).  `on_step(step, model)` is called after every update (for tests and hooks)."""
     if resume:
         out_dir = Path(output_dir or args.output_dir)
+        if not (out_dir / "args.json").is_file():
+            raise ValueError(f"nothing to resume in {out_dir}: it has no args.json (no fine-tuning run was started there)")
         args = read_run_args(out_dir, FinetuneArgs)
     elif args.task not in TASKS:
         raise ValueError(f"task must be one of {tuple(TASKS)}, got {args.task!r}")
     args.validate()
     out_dir = Path(args.output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output {out_dir} is a file, not a directory: choose another --output")
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir):                                  # the run owns its directory
         held = existing_run(out_dir)

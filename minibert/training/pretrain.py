@@ -245,6 +245,8 @@ def describe_eval(ev) -> str:
 # ---- the run --------------------------------------------------------------------------------
 
 def _make_output_dir(run_dir: Path):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"output {run_dir} is a file, not a directory: choose another --output")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
