@@ -445,3 +445,21 @@ def test_a_file_given_for_an_output_directory_is_named(model_dir, tmp_path):
                  "--output", afile), "output", "is a file, not a directory")
     one_line(cli("pretrain", "--output", "/dev/null", "--quiet"), "output /dev/null is a file, not a directory")
     one_line(cli("finetune", "--resume", "--output", tmp_path / "nothing"), "nothing to resume", "no args.json")
+
+
+def test_quiet_hides_chatter_not_results(corpus, config_file, tokenizer_dir, model_dir, tmp_path):
+    """--quiet drops the progress bar and the running commentary; evaluation results, warnings
+    (a max length clamped to the model's positions) and the final summary still print."""
+    done = cli(*pretrain_args(corpus, config_file, tokenizer_dir, tmp_path / "pt", "--steps", "4", "--eval-every", "2"))
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    assert "step 2: held-out MLM accuracy" in printed and "step 4: held-out MLM accuracy" in printed
+    assert "done: 4 steps" in done.stdout and "pretraining:" not in printed and "model: 2 layers" not in printed
+    train = write_tsv(tmp_path / "train.tsv", classify_rows())
+    done = cli("finetune", "--model", model_dir, "--task", "classify", "--train", train, "--eval", train,
+               "--output", tmp_path / "ft", "--epochs", "2", "--batch-size", "8", "--max-length", "100", "--quiet")
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    assert "max_length 100 is longer than the model's 64 positions: using 64" in printed
+    assert printed.count("(epoch 1.00): train loss") == 1 and printed.count("(epoch 2.00): train loss") == 1
+    assert "done: best accuracy" in done.stdout and "fine-tuning:" not in printed

@@ -138,10 +138,11 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
     """The run; with `replace`, the run already in `out_dir` is replaced, once the new one's model and
     data have loaded (a typo in a path must not cost the old run)."""
     tokenizer = BertTokenizer.from_pretrained(checkpoint_with_tokenizer(args.model))
-    log = printer(progress)
+    log = printer(progress)                     # chatter: hidden by --quiet
+    say = printer(True)                         # results and warnings: always printed
     positions = model_positions(args.model)
     if positions is not None and args.max_length > positions:       # as transformers' run_glue
-        log(f"max_length {args.max_length} is longer than the model's {positions} positions: using {positions}")
+        say(f"max_length {args.max_length} is longer than the model's {positions} positions: using {positions}")
         args.max_length = positions
     task = TASKS[args.task](args, tokenizer)
     train_features, _ = task.load(args.train_file, fit_labels=True)
@@ -202,7 +203,7 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
                             epoch=f"{step / steps_per_epoch:.2f}")
             if step % eval_every == 0 or step == total:
                 early_stopped = _evaluate(args, task, model, eval_features, eval_extra, metrics, state,
-                                          step / steps_per_epoch, time.perf_counter() - t0, out_dir, log)
+                                          step / steps_per_epoch, time.perf_counter() - t0, out_dir, say)
                 save_checkpoint(out_dir, model, optimizer, state, keep=1)
                 t0 = time.perf_counter()
             if on_step is not None:
@@ -211,12 +212,12 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
             save_checkpoint(out_dir, model, optimizer, state, keep=1)
             log(f"interrupted at step {state['step']}: saved a checkpoint; go on with --resume")
         elif early_stopped:
-            log(f"early stopping at step {state['step']}: no better {state['metric_name']} in "
+            say(f"early stopping at step {state['step']}: no better {state['metric_name']} in "
                 f"{args.early_stopping_patience} evaluations")
     finally:
         bar.close()
         stop.restore()
-    draw_curve(plot_finetune_curve, metrics.path, out_dir / "curve.png", log)
+    draw_curve(plot_finetune_curve, metrics.path, out_dir / "curve.png", say)
     return FinetuneResult(out_dir, out_dir / "best", state["best_value"], state["history"], state["metric_name"],
                           stop.agreed(), early_stopped, state["step"], stop.signal if stop.agreed() else None)
 

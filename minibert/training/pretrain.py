@@ -523,7 +523,8 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
     train_data, eval_examples, baseline_id = inputs.train_data, inputs.eval_examples, inputs.baseline_id
 
     # -- model, optimizer, and where we are
-    model = initial_model(args, inputs, log, checkpoints)
+    say = printer(ranks.rank == 0)               # results and warnings: printed even with --quiet
+    model = initial_model(args, inputs, say, checkpoints)
     config = model.config
     optimizer = AdamW(model.params, lr=args.learning_rate, eps=1e-6, weight_decay=args.weight_decay)
     step, epoch, batch_in_epoch, last_checkpoint = 0, 0, 0, None
@@ -611,7 +612,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                     last_eval = {"step": step, "split": "eval",
                                  **evaluate(model, eval_examples, args.batch_size, baseline_id)}
                     metrics.append(last_eval)
-                    log(f"step {step}: {describe_eval(last_eval)}")
+                    say(f"step {step}: {describe_eval(last_eval)}")
                 if step % args.save_every == 0 or step == args.max_steps:
                     checkpoint()
                 if on_step is not None:
@@ -624,7 +625,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
             ranks.barrier()                                 # no rank leaves before rank 0 has saved
             log(f"interrupted: saved {last_checkpoint}; continue with --resume")
         curve = None
-        if metrics and draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", log):
+        if metrics and draw_curve(plot_training_curve, metrics.path, run_dir / "curve.png", say):
             curve = run_dir / "curve.png"
         model_dir = None
         if not stopped_early and ranks.rank == 0:
