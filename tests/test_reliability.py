@@ -463,3 +463,53 @@ def test_quiet_hides_chatter_not_results(corpus, config_file, tokenizer_dir, mod
     assert "max_length 100 is longer than the model's 64 positions: using 64" in printed
     assert printed.count("(epoch 1.00): train loss") == 1 and printed.count("(epoch 2.00): train loss") == 1
     assert "done: best accuracy" in done.stdout and "fine-tuning:" not in printed
+
+
+# ---- 6. no raw traceback ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("edit, needle", [({"max_steps": "forty"}, "max_steps is 'forty', not int"),
+                                          ({"learning_rate": [1]}, "learning_rate is [1], not float"),
+                                          ({"dynamic_masking": 1}, "dynamic_masking is 1, not bool")])
+def test_a_resume_with_a_wrong_type_in_args_json_is_one_line(corpus, config_file, tokenizer_dir, tmp_path,
+                                                             edit, needle):
+    out = tmp_path / "run"
+    assert cli(*pretrain_args(corpus, config_file, tokenizer_dir, out, "--steps", "2")).returncode == 0
+    stored = json.loads((out / "args.json").read_text())
+    (out / "args.json").write_text(json.dumps({**stored, **edit}))
+    one_line(cli("pretrain", "--resume", "--output", out, "--quiet"), needle, "args.json")
+
+
+def test_a_full_temporary_directory_names_the_file():
+    """An example store whose disk is full (/dev/full answers every write with ENOSPC): the error
+    names the file, not just "No space left on device"."""
+    import errno
+    from minibert.data.example_store import RaggedStore
+    store = RaggedStore(Path("/dev/full"))
+    with pytest.raises(OSError) as caught:
+        for _ in range(10_000):
+            store.append(list(range(64)))
+        store.close()
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == "/dev/full"
+
+
+def test_sigterm_to_fine_tuning_saves_and_resumes(model_dir, tmp_path):
+    """Fine-tuning stops on SIGTERM as on Ctrl-C: the step finishes, a checkpoint is saved, exit 143,
+    and --resume goes on to the end."""
+    train = write_tsv(tmp_path / "train.tsv", classify_rows(64))
+    out = tmp_path / "run"
+    code = "import sys\nfrom minibert.__main__ import main\nsys.exit(main())\n"
+    argv = ["finetune", "--model", model_dir, "--task", "classify", "--train", train, "--eval", train, "--output", out,
+            "--epochs", "400", "--batch-size", "4", "--eval-steps", "5", "--quiet"]
+    run = subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text().count("\n") >= 1):
+        assert time.time() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 143 and "interrupted at step" in stderr, stderr
+    args = json.loads((out / "args.json").read_text())
+    (out / "args.json").write_text(json.dumps({**args, "epochs": 1}))       # a short end to the test
+    done = cli("finetune", "--resume", "--output", out, "--quiet")
+    assert done.returncode == 0 and "done: best accuracy" in done.stdout, done.stderr
