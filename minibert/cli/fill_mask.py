@@ -6,7 +6,6 @@ import json
 import sys
 
 
-
 def add_fill_mask_parser(sub):
     p = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a sentence",
                        description="Print the most likely tokens for each [MASK] in each text (a masked-LM "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .errors import CommandError
-from .resume import options_given
+from .resume import refuse_other_options
 
 
 def add_finetune_parser(sub):
@@ -41,17 +41,15 @@ def add_finetune_parser(sub):
                         "options it was started with")
     p.add_argument("--overwrite-output-dir", action="store_true",
                    help="replace a run already in --output (default: refuse)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or running commentary (results and warnings still print)")
     p.set_defaults(run=run_finetune, command_parser=p)
 
 
 def run_finetune(a) -> int:
     from ..training.finetune import FinetuneArgs, finetune
     if a.resume:
-        ignored = options_given(a)
-        if ignored:
-            raise CommandError(f"--resume goes on with the run in {a.output} with the options it was started with "
-                          f"(its args.json); it takes only --output and --quiet, not {', '.join(ignored)}")
+        refuse_other_options(a, takes="--output and --quiet")
         args = None
     else:
         missing = [f"--{name}" for name in ("model", "task", "train", "eval") if getattr(a, name) is None]

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 
-
 def add_predict_parser(sub):
     from ..training.tasks import TASKS
     p = sub.add_parser("predict", help="predict with a fine-tuned model: labels, tags or answers",
                        description="Run a fine-tuned checkpoint on new inputs and write one JSON line per input. "
-                                   "Inputs as for finetune, labels optional: classify: TSV sentence[<TAB>label]; "
+                                   "Inputs as for finetune, labels optional: classify: TSV sentence[<TAB>label] (or .csv / .jsonl "
+                                   "with text[, label] columns); "
                                    "pair: TSV a<TAB>b[<TAB>label]; tag: CoNLL (the word in the first column); "
                                    "qa: SQuAD v1.1 JSON.")
     p.add_argument("--model", required=True, help="a fine-tuned checkpoint directory (e.g. runs/finetune/best)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .errors import CommandError
-from .resume import options_given
+from .resume import refuse_other_options
 
 
 def add_pretrain_parser(sub):
@@ -80,7 +80,8 @@ def add_pretrain_parser(sub):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --output from its last checkpoint, with the options it "
                         "was started with (--steps may extend it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or running commentary (results and warnings still print)")
     p.set_defaults(run=run_pretrain, command_parser=p)
 
 
@@ -88,10 +89,7 @@ def run_pretrain(a) -> int:
     from ..training.distributed import world
     from ..training.pretrain import PretrainArgs, pretrain
     if a.resume:
-        ignored = options_given(a)
-        if ignored:
-            raise CommandError(f"--resume continues the run in {a.output} with the options it was started with "
-                          f"(its args.json); it takes only --output, --steps and --quiet, not {', '.join(ignored)}")
+        refuse_other_options(a, takes="--output, --steps and --quiet")
         args = PretrainArgs(output_dir=a.output)
     else:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, objective=a.objective, init_from=a.init_from,

@@ -3,6 +3,8 @@ args.json), so any other option given is refused rather than silently ignored.""
 
 from __future__ import annotations
 
+from .errors import CommandError
+
 RESUME_OPTIONS = {"resume", "output", "steps", "quiet", "run", "command", "command_parser"}
 
 
@@ -12,3 +14,11 @@ def options_given(a) -> list[str]:
     defaults = a.command_parser.parse_args([])
     return [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
             if k not in RESUME_OPTIONS and v != getattr(defaults, k, v)]
+
+
+def refuse_other_options(a, takes: str) -> None:
+    """A CommandError when `a` gives options a resume does not take (`takes` names those it does)."""
+    ignored = options_given(a)
+    if ignored:
+        raise CommandError(f"--resume goes on with the run in {a.output} with the options it was started with "
+                           f"(its args.json); it takes only {takes}, not {', '.join(ignored)}")
