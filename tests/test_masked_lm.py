@@ -2,6 +2,7 @@
 float32), loading it from every kind of BERT checkpoint, and the fill-mask function against
 transformers' own fill-mask pipeline."""
 
+import json
 import logging
 
 import numpy as np
@@ -163,6 +164,34 @@ def test_fill_mask_returns_what_the_transformers_pipeline_returns(mlm_dir, input
     ours = fill_mask(model, inputs, top_k=3)
     ref = pipe(inputs, top_k=3)
     assert _round(ours) == _round(ref)
+
+
+@pytest.mark.parametrize("inputs", ["the lord is my [MASK] .", "in the [MASK] god created the [MASK] .",
+                                    ["and god said let there be [MASK] .", "he maketh me to [MASK] down"]])
+def test_fill_mask_targets_as_the_pipeline(mlm_dir, inputs, caplog):
+    """targets=: only those words scored (softmax over the whole vocabulary), top-k capped at their
+    number, a word outside the vocabulary scored by its first WordPiece with a warning."""
+    model = BertForMaskedLM.from_pretrained(mlm_dir, dtype=np.float64)
+    pipe = transformers.pipeline("fill-mask", model=str(mlm_dir), tokenizer=str(mlm_dir), device="cpu",
+                                 dtype=torch.float64)
+    targets = ["shepherd", "light", "earth", "lie", "beginningless"]
+    assert "beginningless" not in model.tokenizer.get_vocab()
+    with caplog.at_level("WARNING", logger="minibert"):
+        ours = fill_mask(model, inputs, top_k=10, targets=targets)
+    assert "'beginningless' is not in the model's vocabulary: scored by its first WordPiece" in caplog.text
+    assert _round(ours) == _round(pipe(inputs, top_k=10, targets=targets))
+    with pytest.raises(ValueError, match="none of the targets"):
+        fill_mask(model, inputs, targets=["\u0301"])
+
+
+def test_fill_mask_targets_from_the_command_line(mlm_dir, capsys):
+    from minibert.cli import main
+    assert main(["fill-mask", "--model", str(mlm_dir), "the lord is my [MASK] .", "--targets", "light, shepherd",
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert sorted(c["token_str"] for c in printed) == ["light", "shepherd"]
+    assert main(["fill-mask", "--model", str(mlm_dir), "the [MASK]", "--targets", " , "]) == 2
+    assert "names no word" in capsys.readouterr().err
 
 
 def test_fill_mask_errors(mlm_dir):
