@@ -18,9 +18,13 @@ import tempfile
 from pathlib import Path
 
 try:
-    import fcntl  # POSIX; elsewhere runs are not locked
+    import fcntl                                  # POSIX: flock
 except ImportError:                               # pragma: no cover
     fcntl = None
+try:
+    import msvcrt                                 # Windows: a locked byte
+except ImportError:
+    msvcrt = None
 
 
 def umask() -> int:
@@ -86,8 +90,8 @@ def owner_is_gone(name: str) -> bool:
     """Whether the process named in a temporary name (`...<host>-<pid>-...`) has ended on this host.
     A name from another host, or without an owner, is never taken for gone."""
     found = re.search(r"(?:^|[.\-])([^.\-]+)-(\d+)-", name)
-    if not found or found.group(1) != socket.gethostname().replace("-", "_"):
-        return False
+    if not found or found.group(1) != socket.gethostname().replace("-", "_") or os.name == "nt":
+        return False                              # (on Windows os.kill(pid, 0) would send Ctrl-C)
     try:
         os.kill(int(found.group(2)), 0)
     except ProcessLookupError:
@@ -177,33 +181,72 @@ class RunLock:
         with RunLock(run_dir):
             ...                     # only this process writes here
 
-    The lock is the operating system's (flock on `run_dir/.lock`): it goes away with the process,
-    however the process ends, so a crashed run never leaves a stuck lock."""
+    The lock is the operating system's where it has one: flock on `run_dir/.lock` (POSIX) or a
+    locked byte of it (Windows, msvcrt); either goes away with the process, however the process
+    ends, so a crashed run never leaves a stuck lock.  Elsewhere the lock is the file
+    `run_dir/.lock.owner`, created only if absent and naming its owner (<host>-<pid>): a second run
+    is refused while that process lives, and takes the lock over once it has gone."""
 
     def __init__(self, directory):
         self.directory = Path(directory)
         self._file = None
+        self._owner_file = None
+
+    def _refuse(self, owner=""):
+        raise RunDirectoryInUse(f"{self.directory} is in use by another minibert run"
+                                f"{f' (process {owner})' if owner else ''}: wait for it to end, or "
+                                f"choose another --output")
 
     def __enter__(self):
-        if fcntl is None:
-            return self
+        if fcntl is None and msvcrt is None:
+            return self._take_owner_file()
         self._file = open(self.directory / ".lock", "a+", encoding="utf-8")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:                                 # pragma: no cover  (Windows)
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
-            self._file.seek(0)
-            owner = self._file.read().strip()
+            try:
+                self._file.seek(0)
+                owner = self._file.read().strip()
+            except OSError:                       # pragma: no cover  (Windows: the byte is locked)
+                owner = ""
             self._file.close()
-            raise RunDirectoryInUse(f"{self.directory} is in use by another minibert run"
-                                    f"{f' (process {owner})' if owner else ''}: wait for it to end, or "
-                                    f"choose another --output") from None
+            self._file = None
+            self._refuse(owner)
         self._file.truncate(0)
         self._file.write(str(os.getpid()))
         self._file.flush()
         return self
 
+    def _take_owner_file(self):
+        path = self.directory / ".lock.owner"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = path.read_text(encoding="utf-8", errors="replace").strip()
+                if not owner_is_gone(owner):
+                    self._refuse(owner)
+                path.unlink(missing_ok=True)      # its run ended without letting go: take it over
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(owner_tag() + "-\n")
+            self._owner_file = path
+            return self
+        self._refuse()
+
     def __exit__(self, *exc):
         if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+            if fcntl is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+            else:                                 # pragma: no cover  (Windows)
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
             self._file.close()
             self._file = None
+        if self._owner_file is not None:
+            self._owner_file.unlink(missing_ok=True)
+            self._owner_file = None

@@ -513,3 +513,27 @@ def test_sigterm_to_fine_tuning_saves_and_resumes(model_dir, tmp_path):
     (out / "args.json").write_text(json.dumps({**args, "epochs": 1}))       # a short end to the test
     done = cli("finetune", "--resume", "--output", out, "--quiet")
     assert done.returncode == 0 and "done: best accuracy" in done.stdout, done.stderr
+
+
+# ---- the run lock where the platform has no flock ----------------------------------------------
+
+def test_the_run_lock_without_flock(tmp_path, monkeypatch):
+    """Without fcntl (nor msvcrt) the lock is an owner file: a second run is refused while its owner
+    lives, the file goes with the run, and a crashed owner's file is taken over."""
+    import minibert.files as files
+    monkeypatch.setattr(files, "fcntl", None)
+    monkeypatch.setattr(files, "msvcrt", None)
+    with files.RunLock(tmp_path):
+        owner = (tmp_path / ".lock.owner").read_text().strip()
+        assert owner == files.owner_tag() + "-"
+        with pytest.raises(files.RunDirectoryInUse, match=f"in use by another minibert run \\(process {owner}\\)"):
+            with files.RunLock(tmp_path):
+                pass
+    assert not (tmp_path / ".lock.owner").exists()
+    (tmp_path / ".lock.owner").write_text(f"{socket.gethostname().replace('-', '_')}-{dead_pid()}-\n")
+    with files.RunLock(tmp_path):                         # the crashed run's lock is taken over
+        assert (tmp_path / ".lock.owner").read_text().strip() == files.owner_tag() + "-"
+    (tmp_path / ".lock.owner").write_text("otherhost-1-\n")   # another machine's run: never taken for gone
+    with pytest.raises(files.RunDirectoryInUse):
+        with files.RunLock(tmp_path):
+            pass
