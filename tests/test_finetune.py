@@ -521,3 +521,41 @@ def test_gradient_accumulation_is_one_larger_batch(model_dir, tmp_path, task):
     for name, w in a.items():
         bound = 1e-15 if name.endswith("attention.self.key.bias") else 1e-12 * np.abs(w).max()
         assert np.abs(b[name] - w).max() <= bound, name
+
+
+def test_two_mpi_ranks_fine_tune_as_one_process(model_dir, tmp_path, capsys):
+    """float64, 33 examples (the last step of an epoch has one, so rank 1 has none): 2 ranks with
+    batch 4 give the losses, scores, best-model choice and weights of 1 process with batch 8 to
+    1e-12; only rank 0 speaks; a resume under another number of processes is refused."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    from safetensors.numpy import load_file
+    rng = random.Random(5)
+    rows = [(" ".join(sentence(rng, n)), "number" if n else "words") for n in [0, 1] * 16 + [1]]
+    train, dev = write_tsv(tmp_path / "train.tsv", rows), write_tsv(tmp_path / "dev.tsv", rows[:12])
+    common = ["finetune", "--model", str(model_dir), "--task", "classify", "--train", str(train), "--eval", str(dev),
+              "--epochs", "2", "--eval-steps", "3", "--dtype", "float64", "--lr", "1e-3", "--quiet"]
+    single, split = tmp_path / "single", tmp_path / "split"
+    assert main([*common, "--output", str(single), "--batch-size", "8"]) == 0
+    launcher = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIBERT_NUM_THREADS="1")
+    done = subprocess.run([launcher, "-n", "2", sys.executable, "-m", "minibert", *common, "--output", str(split),
+                           "--batch-size", "4"], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("done: best accuracy") == 1
+    ours, reference = (MetricsLog(d / "metrics.jsonl").records() for d in (split, single))
+    assert [(r["step"], r["split"]) for r in ours] == [(r["step"], r["split"]) for r in reference] and len(ours) > 4
+    for a, b in zip(ours, reference):
+        for key, value in b.items():
+            if isinstance(value, float) and key not in ("seconds", "examples_per_s"):
+                assert abs(a[key] - value) <= 1e-12 * max(abs(value), 1), (key, a, b)
+    assert json.loads((split / "best" / "config.json").read_text()) == json.loads((single / "best" / "config.json").read_text())
+    for sub in ("best", sorted(p.name for p in single.glob("checkpoint-*"))[-1]):
+        mine, ref = (load_file(str(d / sub / "model.safetensors")) for d in (split, single))
+        for name, value in ref.items():
+            assert np.abs(mine[name] - value).max() <= 1e-12 * max(np.abs(value).max(), 1e-3), (sub, name)
+    capsys.readouterr()
+    assert main(["finetune", "--resume", "--output", str(split)]) == 2
+    one_line_error(capsys, "was written by a run of 2 MPI process(es): resume it with as many (mpirun -np 2)")

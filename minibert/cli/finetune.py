@@ -25,6 +25,8 @@ def add_finetune_parser(sub):
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
     p.add_argument("--grad-accum", type=int, default=d.grad_accum,
                    help="micro-batches of --batch-size per optimizer step (default: 1)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype,
+                   help="float64 to check that splits of a batch train the same (default: float32)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help=f"peak learning rate (default: {d.learning_rate})")
     p.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per example (default: {d.max_length})")
     p.add_argument("--trainable-layers", type=int, default=None,
@@ -47,6 +49,7 @@ def add_finetune_parser(sub):
 
 
 def run_finetune(a) -> int:
+    from ..training.distributed import world
     from ..training.finetune import FinetuneArgs, finetune
     if a.resume:
         refuse_other_options(a, takes="--output and --quiet")
@@ -57,11 +60,13 @@ def run_finetune(a) -> int:
             raise CommandError(f"finetune needs {', '.join(missing)} (or --resume --output DIR)")
         args = FinetuneArgs(model=a.model, task=a.task, train_file=a.train, eval_file=a.eval,
                             output_dir=a.output, epochs=a.epochs, batch_size=a.batch_size,
-                            grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
+                            grad_accum=a.grad_accum, dtype=a.dtype, learning_rate=a.lr, max_length=a.max_length, trainable_layers=a.trainable_layers,
                             doc_stride=a.doc_stride, seed=a.seed, eval_steps=a.eval_steps,
                             early_stopping_patience=a.early_stopping_patience,
                             overwrite_output_dir=a.overwrite_output_dir)
     result = finetune(args, progress=not a.quiet, resume=a.resume, output_dir=a.output)
+    if world().rank != 0:                                    # rank 0 speaks for the job
+        return 128 + result.stop_signal if result.interrupted else 0
     if result.interrupted:
         print(f"interrupted at step {result.step}: saved a checkpoint; go on with "
               f"minibert finetune --resume --output {result.output_dir}", file=sys.stderr)

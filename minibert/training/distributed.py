@@ -45,6 +45,9 @@ class SingleProcess:
     def allgather(self, value):
         return [value]
 
+    def broadcast(self, value):
+        return value
+
     def abort(self, message, code=2):
         print(message, file=sys.stderr)
         sys.exit(code)
@@ -92,6 +95,10 @@ class MPIWorld:
     def allgather(self, value):
         """Every rank's `value` (a small Python object), in rank order."""
         return self.comm.allgather(value)
+
+    def broadcast(self, value):
+        """Rank 0's `value` (a small Python object) on every rank."""
+        return self.comm.bcast(value, root=0)
 
     def abort(self, message, code=2):
         """Stop every rank of the job (no hang): the message names this rank.  The launcher forwards

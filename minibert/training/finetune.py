@@ -33,7 +33,7 @@ from ..checkpoints import checkpoint_with_tokenizer
 from ..tokenization import BertTokenizer
 from ..tools.viz import plot_finetune_curve
 from .checkpointing import checkpoint_dirs, read_run_args, resume_from, save_checkpoint
-from .distributed import SingleProcess, StopRequest
+from .distributed import SingleProcess, StopRequest, world
 from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
 from .optim import AdamW, linear_warmup_decay
 from .tasks import TASKS
@@ -108,7 +108,31 @@ class FinetuneResult:
 def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, output_dir=None,
              on_step=None) -> FinetuneResult:
     """Fine-tune (or, with `resume`, go on with the run in `output_dir` with the arguments it was
-    started with).  `on_step(step, model)` is called after every update (for tests and hooks)."""
+    started with).  `on_step(step, model)` is called after every update (for tests and hooks).
+    Under MPI every rank calls this; rank 0 checks the directory and sends the others the options."""
+    ranks = world()
+    if ranks.rank != 0:
+        args = ranks.broadcast(None)                       # rank 0's checked options (None: it failed)
+        if args is None:
+            raise TrainingError("rank 0 refused the run (its message says why)")
+        return _finetune(args, Path(args.output_dir), False, resume, on_step, ranks=ranks)
+    try:
+        args, out_dir = _checked_args(args, resume, output_dir)
+    except BaseException:
+        ranks.broadcast(None)
+        raise
+    with RunLock(out_dir):                                  # the run owns its directory
+        try:
+            held = _check_output(out_dir, args, resume)
+        except BaseException:
+            ranks.broadcast(None)
+            raise
+        ranks.broadcast(args)
+        return _finetune(args, out_dir, progress, resume, on_step, replace=bool(held), ranks=ranks)
+
+
+def _checked_args(args, resume, output_dir) -> tuple[FinetuneArgs, Path]:
+    """The run's options (a resume's from its args.json), validated, and its directory, made."""
     if resume:
         out_dir = Path(output_dir or args.output_dir)
         if not (out_dir / "args.json").is_file():
@@ -121,25 +145,34 @@ def finetune(args: FinetuneArgs | None = None, progress=True, resume=False, outp
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output {out_dir} is a file, not a directory: choose another --output")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(out_dir):                                  # the run owns its directory
-        held = existing_run(out_dir)
-        if resume:
-            remove_temporaries(out_dir)
-            if not checkpoint_dirs(out_dir):
-                raise ValueError(f"nothing to resume in {out_dir}: it has no checkpoint")
-        elif held and not args.overwrite_output_dir:
-            raise ValueError(f"{out_dir} already holds a run ({held}): choose another --output, pass "
-                             f"--resume to go on with it, or --overwrite-output-dir to replace it")
-        return _finetune(args, out_dir, progress, resume, on_step, replace=bool(held))
+    return args, out_dir
+
+
+def _check_output(out_dir: Path, args, resume) -> str:
+    """What marks `out_dir` as holding a run already ("" if nothing), refused unless resumed or
+    overwritten; a resume clears half-written saves and needs a checkpoint."""
+    held = existing_run(out_dir)
+    if resume:
+        remove_temporaries(out_dir)
+        if not checkpoint_dirs(out_dir):
+            raise ValueError(f"nothing to resume in {out_dir}: it has no checkpoint")
+    elif held and not args.overwrite_output_dir:
+        raise ValueError(f"{out_dir} already holds a run ({held}): choose another --output, pass "
+                         f"--resume to go on with it, or --overwrite-output-dir to replace it")
+    return held
 
 
 def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, on_step,
-              replace: bool = False) -> FinetuneResult:
+              replace: bool = False, ranks=None) -> FinetuneResult:
     """The run; with `replace`, the run already in `out_dir` is replaced, once the new one's model and
-    data have loaded (a typo in a path must not cost the old run)."""
+    data have loaded (a typo in a path must not cost the old run).  Under MPI each rank takes its
+    share of every step's examples, the gradients are summed across ranks, and rank 0 alone
+    evaluates and writes."""
+    ranks = ranks or SingleProcess()
+    lead = ranks.rank == 0
     tokenizer = BertTokenizer.from_pretrained(checkpoint_with_tokenizer(args.model))
-    log = printer(progress)                     # chatter: hidden by --quiet
-    say = printer(True)                         # results and warnings: always printed
+    log = printer(progress and lead)            # chatter: hidden by --quiet
+    say = printer(lead)                         # results and warnings: always printed (by rank 0)
     positions = model_positions(args.model)
     if positions is not None and args.max_length > positions:       # as transformers' run_glue
         say(f"max_length {args.max_length} is longer than the model's {positions} positions: using {positions}")
@@ -154,30 +187,36 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
     model.freeze(args.trainable_layers)
     trainable = {k: model.params[k] for k in model.trainable_names()}
     optimizer = AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
-    if not resume:                     # the data and the model are good: the run starts here
+    if not resume and lead:            # the data and the model are good: the run starts here
         if replace:                    # the old run's checkpoints and best model go; its metrics are cleared below
             for old in checkpoint_dirs(out_dir) + [out_dir / "best"]:
                 shutil.rmtree(old, ignore_errors=True)
         write_atomic(out_dir / "args.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(args), indent=1)))
 
-    per_step = args.batch_size * args.grad_accum                  # examples in one optimizer step
+    share = args.batch_size * args.grad_accum                     # examples of one rank in a step
+    per_step = share * ranks.size                                 # examples in one optimizer step
     steps_per_epoch = math.ceil(len(train_features) / per_step)
     total = steps_per_epoch * args.epochs
     warmup = int(args.warmup_ratio * total)
     eval_every = args.eval_steps or steps_per_epoch
     metrics = MetricsLog(out_dir / "metrics.jsonl")
     state = {"step": 0, "best_value": -1.0, "history": [], "bad_evaluations": 0, "losses": [],
-             "metric_name": "", "epoch": 0, "batch_in_epoch": 0}
+             "metric_name": "", "epoch": 0, "batch_in_epoch": 0, "world_size": ranks.size}
     if resume:
         last, saved = resume_from(checkpoint_dirs(out_dir), model, optimizer)
+        if saved.get("world_size", 1) != ranks.size:
+            raise TrainingError(f"{last} was written by a run of {saved.get('world_size', 1)} MPI process(es): "
+                                f"resume it with as many (mpirun -np {saved.get('world_size', 1)}); with "
+                                f"{ranks.size} the batches would be split differently")
         state.update(saved)
-        metrics.truncate(state["step"])
+        if lead:
+            metrics.truncate(state["step"])
         log(f"resuming from {last} (step {state['step']})")
-    else:
+    elif lead:
         metrics.clear()
 
-    stop = StopRequest(SingleProcess())                          # Ctrl-C or SIGTERM: save, then exit
+    stop = StopRequest(ranks)                                    # Ctrl-C or SIGTERM: save, then exit
     bar = progress_bar(total, "fine-tuning", "step", progress, initial=state["step"])
     early_stopped = False
     t0 = time.perf_counter()
@@ -187,29 +226,41 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
             epoch, b = divmod(step, steps_per_epoch)
             order = np.random.default_rng([args.seed, epoch]).permutation(len(train_features))
             chosen = order[b * per_step:(b + 1) * per_step]
-            micro = [task.batch([train_features[i] for i in chosen[k:k + args.batch_size]])
-                     for k in range(0, len(chosen), args.batch_size)]
-            # each micro-batch weighs its mean loss by its share of the step's scored examples or tokens
+            mine = chosen[ranks.rank * share:(ranks.rank + 1) * share]        # this rank's share, in order
+            micro = [task.batch([train_features[i] for i in mine[k:k + args.batch_size]])
+                     for k in range(0, len(mine), args.batch_size)]
+            # each micro-batch weighs its mean loss by its share of the step's scored examples or
+            # tokens, over every rank; the stop flag of each rank rides along
             counts = [task.count(m) for m in micro]
-            weighted = [(m, {"scale": c / max(sum(counts), 1)}) for m, c in zip(micro, counts)]
+            total_count, stops = ranks.sum([sum(counts), float(stop.requested())])
+            stop.agree(stops)
+            weighted = [(m, {"scale": c / max(total_count, 1)}) for m, c in zip(micro, counts)]
+            if not weighted:                  # a short last step left this rank nothing: a zero gradient
+                weighted = [(task.batch([train_features[chosen[0]]]), {"scale": 0.0})]
             lr = linear_warmup_decay(step, args.learning_rate, warmup, total)
             grads, outputs = accumulate_gradients(model, weighted, step + 1)
+            ranks.allreduce_grads(grads)
             optimizer_step(grads, optimizer, lr, args.max_grad_norm, step + 1)
             state["step"] = step = step + 1
             state["epoch"], state["batch_in_epoch"] = divmod(step, steps_per_epoch)
-            state["losses"].append(float(sum(out.loss * w["scale"] for out, (_, w) in zip(outputs, weighted))))
+            loss = sum(out.loss * w["scale"] for out, (_, w) in zip(outputs, weighted))
+            state["losses"].append(float(ranks.sum([loss])[0]))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(state['losses'][-20:]):.4f}", lr=f"{lr:.1e}",
                             epoch=f"{step / steps_per_epoch:.2f}")
             if step % eval_every == 0 or step == total:
-                early_stopped = _evaluate(args, task, model, eval_features, eval_extra, metrics, state,
-                                          step / steps_per_epoch, time.perf_counter() - t0, out_dir, say)
-                save_checkpoint(out_dir, model, optimizer, state, keep=1)
+                if lead:
+                    early_stopped = _evaluate(args, task, model, eval_features, eval_extra, metrics, state,
+                                              step / steps_per_epoch, time.perf_counter() - t0, out_dir, say)
+                    save_checkpoint(out_dir, model, optimizer, state, keep=1)
+                early_stopped = bool(ranks.sum([float(early_stopped)])[0])     # rank 0's decision
                 t0 = time.perf_counter()
             if on_step is not None:
                 on_step(step, model)
         if stop.agreed():
-            save_checkpoint(out_dir, model, optimizer, state, keep=1)
+            if lead:
+                save_checkpoint(out_dir, model, optimizer, state, keep=1)
+            ranks.barrier()                                   # no rank leaves before rank 0 has saved
             log(f"interrupted at step {state['step']}: saved a checkpoint; go on with --resume")
         elif early_stopped:
             say(f"early stopping at step {state['step']}: no better {state['metric_name']} in "
@@ -217,7 +268,8 @@ def _finetune(args: FinetuneArgs, out_dir: Path, progress: bool, resume: bool, o
     finally:
         bar.close()
         stop.restore()
-    draw_curve(plot_finetune_curve, metrics.path, out_dir / "curve.png", say)
+    if lead:
+        draw_curve(plot_finetune_curve, metrics.path, out_dir / "curve.png", say)
     return FinetuneResult(out_dir, out_dir / "best", state["best_value"], state["history"], state["metric_name"],
                           stop.agreed(), early_stopped, state["step"], stop.signal if stop.agreed() else None)
 
