@@ -373,3 +373,26 @@ def test_a_vocabulary_trains_on_the_first_part_of_a_large_corpus(tmp_path):
     assert len(everything) == 50 and everything[1] == "sentence 2 of document 2."
     assert training_text([tmp_path / "c.txt"], range(100), limit=100) == everything[:1] + \
         ["sentence 1 of document 1.", "sentence 2 of document 2.", "sentence 3 of document 3."]
+
+
+@pytest.mark.parametrize("objective, dynamic", [("mlm+nsp", True), ("mlm", True), ("mlm+nsp", False)])
+def test_each_rank_builds_only_its_shard(corpus, objective, dynamic):
+    """A shard of rank r of 3 (2 examples each a step) holds exactly the examples rank r trains on
+    today, at positions [2r, 2r + 2) of each step of 6, in order; with dynamic masking its store
+    on disk holds only those (a third of the epoch's, give or take the last partial step)."""
+    from minibert.data.pretraining import Shard
+    docs, vocab, _ = corpus
+    data = PretrainingData(docs[:60], vocab, seed=3, objective=objective, dynamic=dynamic, max_seq_length=MAX_LEN)
+    whole = data.epoch(1)
+    key = lambda ex: (ex.input_ids, ex.token_type_ids, ex.labels, ex.next_sentence_label,   # noqa: E731
+                      ex.document_index, ex.random_document_index)
+    everything = [key(ex) for ex in whole]
+    steps = len(everything) // 6
+    assert steps > 10
+    for rank in range(3):
+        shard = data.epoch(1, Shard(rank, 3, 2))
+        expected = [everything[s * 6 + 2 * rank + k] for s in range(steps) for k in range(2)]
+        assert [key(ex) for ex in shard] == expected
+        if dynamic:
+            stored = sum(len(store) for store in shard.stores)
+            assert stored == len(expected) < len(everything) / 2

@@ -301,25 +301,61 @@ def create_examples_from_document(documents, doc_index, vocab, rng, max_seq_leng
     return examples
 
 
-def create_examples(documents, vocab, rng, store_dir=None, **kwargs):
-    """One pass over every document in order, written to an on-disk store, then shuffled."""
-    store = ExampleStore(store_dir)
+@dataclass(frozen=True)
+class Shard:
+    """What one of `size` MPI ranks trains on: of every step's size x share examples (in the epoch's
+    order), those at positions [rank x share, (rank + 1) x share).  Examples after the last whole
+    step are trained on by no rank."""
+    rank: int
+    size: int
+    share: int
+
+    def positions(self, n: int) -> list[int]:
+        """This rank's positions in an epoch of n examples, in its training order."""
+        per_step = self.size * self.share
+        return [step * per_step + self.rank * self.share + k for step in range(n // per_step) for k in range(self.share)]
+
+
+def create_examples(documents, vocab, rng, store_dir=None, shard=None, **kwargs):
+    """One pass over every document in order, written to an on-disk store, then shuffled.  With a
+    `shard` of several ranks, only this rank's examples are written: a first pass draws every
+    example to count them (the shuffle needs the count), a second, from the same generator state,
+    draws them again and keeps this rank's; the generator ends where one pass would leave it."""
+    if shard is None or shard.size == 1:
+        store = ExampleStore(store_dir)
+        for doc_index in range(len(documents)):
+            for ex in create_examples_from_document(documents, doc_index, vocab, rng, **kwargs):
+                store.append(ex)
+        order = list(range(len(store)))
+        rng.shuffle(order)                  # the permutation shuffling the examples themselves would make
+        return ExampleSequence([store.close()], order)
+    start = rng.getstate()
+    n = sum(len(create_examples_from_document(documents, d, vocab, rng, **kwargs)) for d in range(len(documents)))
+    order = list(range(n))
+    rng.shuffle(order)
+    end = rng.getstate()
+    mine = [order[p] for p in shard.positions(n)]         # example indices, in this rank's training order
+    slot = {index: k for k, index in enumerate(sorted(mine))}
+    rng.setstate(start)
+    store, index = ExampleStore(store_dir), 0
     for doc_index in range(len(documents)):
         for ex in create_examples_from_document(documents, doc_index, vocab, rng, **kwargs):
-            store.append(ex)
-    order = list(range(len(store)))
-    rng.shuffle(order)                  # the permutation shuffling the examples themselves would make
-    return ExampleSequence([store.close()], order)
+            if index in slot:
+                store.append(ex)
+            index += 1
+    rng.setstate(end)
+    return ExampleSequence([store.close()], [slot[i] for i in mine])
 
 
 def create_full_sentence_examples(documents, vocab, rng, max_seq_length=128, masked_lm_prob=0.15,
                                   max_predictions_per_seq=20, whole_word_mask=False, short_seq_prob=None,
-                                  store_dir=None):
+                                  store_dir=None, shard=None):
     """Masked-LM-only examples, RoBERTa's FULL-SENTENCES (Liu et al. 2019, section 4.2): whole
     sentences packed in order up to `max_seq_length - 2` tokens, [CLS] ... [SEP], one segment; a
     pack crosses into the next document with a [SEP] between the two.  A sentence longer than a
     whole pack is cut to fit.  (`short_seq_prob` belongs to the MLM + NSP recipe; unused here.)
-    Shuffled, then masked as `mask_tokens`."""
+    Shuffled, then masked as `mask_tokens`.  With a `shard`, every pack is masked (the generator
+    runs through them all) but only this rank's are written."""
     room = max_seq_length - 2
     packs = ExampleStore(store_dir)                      # the packs' tokens, before masking
     tokens, first_doc = [], 0
@@ -348,12 +384,14 @@ def create_full_sentence_examples(documents, vocab, rng, max_seq_length=128, mas
     packs.close()
     order = list(range(len(packs)))
     rng.shuffle(order)
+    mine = set(shard.positions(len(order))) if shard is not None and shard.size > 1 else None
     store = ExampleStore(store_dir)
-    for i in order:                                      # masked in the shuffled order
+    for position, i in enumerate(order):                 # masked in the shuffled order
         pack = packs.example(i)
         ids = [vocab.cls_id] + pack.input_ids + [vocab.sep_id]
         masked, labels = mask_tokens(ids, vocab, rng, masked_lm_prob, max_predictions_per_seq, whole_word_mask)
-        store.append(Example(masked, [0] * len(ids), labels, -1, pack.document_index, -1))
+        if mine is None or position in mine:
+            store.append(Example(masked, [0] * len(ids), labels, -1, pack.document_index, -1))
     return ExampleSequence([store.close()])
 
 
@@ -380,20 +418,22 @@ class PretrainingData:
         self.dynamic, self.dupe_factor, self.example_kwargs = dynamic, dupe_factor, example_kwargs
         self._static = None
 
-    def _draw(self, key):
+    def _draw(self, key, shard=None):
         rng = random.Random(f"{self.seed}-{key}")
         docs_rng_order = list(range(len(self.documents)))
         rng.shuffle(docs_rng_order)                     # documents shuffled (appendix A.2)
         docs = DocumentView(self.documents, docs_rng_order)
         create = create_examples if self.objective == "mlm+nsp" else create_full_sentence_examples
-        examples = create(docs, self.vocab, rng, **self.example_kwargs)
+        examples = create(docs, self.vocab, rng, shard=shard, **self.example_kwargs)
         # report document indices in the corpus' own order
         return ExampleSequence(examples.stores, examples.order, [docs_rng_order])
 
-    def epoch(self, e: int) -> ExampleSequence:
-        """Epoch e's examples, in order: a sequence read from disk a batch at a time."""
+    def epoch(self, e: int, shard: Shard | None = None) -> ExampleSequence:
+        """Epoch e's examples, in order: a sequence read from disk a batch at a time.  With a `shard`
+        of several ranks, only this rank's, in its order (dynamic masking writes only those; static
+        masking keeps every copy, as its epochs deal the same examples out differently)."""
         if self.dynamic:
-            return self._draw(f"epoch{e}")
+            return self._draw(f"epoch{e}", shard)
         if self._static is None:
             drawn = [self._draw(f"dupe{d}") for d in range(self.dupe_factor)]
             stores = [s for x in drawn for s in x.stores]
@@ -402,6 +442,8 @@ class PretrainingData:
             self._static = ExampleSequence(stores, order, [x.document_ids[0] for x in drawn])
         order = list(range(len(self._static)))
         random.Random(f"{self.seed}-order{e}").shuffle(order)
+        if shard is not None and shard.size > 1:
+            order = [order[p] for p in shard.positions(len(order))]
         return self._static.reordered(order)
 
 

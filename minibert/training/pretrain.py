@@ -39,7 +39,7 @@ import numpy as np
 
 from ..checkpoints import checkpoint_with_tokenizer
 from ..config import BertConfig
-from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Vocab, collate, corpus_files,
+from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Shard, Vocab, collate, corpus_files,
                                 read_file_documents, split_indices)
 from ..data.token_cache import TokenizedCorpus, corpus_fingerprint
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
@@ -463,7 +463,7 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
     train_data = PretrainingData(train_docs, vocab, seed=args.seed, dynamic=args.dynamic_masking,
                                  dupe_factor=args.dupe_factor, objective=args.objective, **example_kwargs)
     eval_examples = []
-    if len(eval_docs):
+    if len(eval_docs) and ranks.rank == 0:                  # rank 0 alone evaluates
         eval_examples = PretrainingData(eval_docs, vocab, seed=args.seed + 1, dynamic=False, objective=args.objective,
                                         **example_kwargs).epoch(0)[:args.max_eval_examples]
     # the most-frequent-token baseline: always predict the commonest token of the training text
@@ -547,7 +547,9 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         f"{config.num_attention_heads} heads, {model.num_parameters():,} parameters; "
         f"{inputs.n_train_documents} training documents, {inputs.n_eval_documents} held out; "
         f"objective {args.objective}")
-    per_step = args.batch_size * args.grad_accum * ranks.size          # examples in one optimizer step
+    share = args.batch_size * args.grad_accum                          # one rank's examples in a step
+    per_step = share * ranks.size                                      # examples in one optimizer step
+    shard = Shard(ranks.rank, ranks.size, share)
     if args.grad_accum > 1 or ranks.size > 1:
         log(f"{ranks.size} process(es) x {args.grad_accum} micro-batch(es) of {args.batch_size}: "
             f"{per_step} examples a step")
@@ -568,13 +570,14 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
 
     try:
         while step < args.max_steps and not stop.agreed():
-            examples = train_data.epoch(epoch)
-            n_batches = len(examples) // per_step
+            examples = train_data.epoch(epoch, shard)              # this rank's share of the epoch
+            n_batches = len(examples) // share
             if n_batches == 0:
-                raise TrainingError(f"the corpus gives {len(examples)} examples, fewer than one step's "
-                                    f"{per_step}: lower --batch-size or use more text")
+                given = f"{len(examples)} examples" if ranks.size == 1 else "fewer examples"
+                raise TrainingError(f"the corpus gives {given}, fewer than one step's {per_step}: lower "
+                                    f"--batch-size or use more text")
             while batch_in_epoch < n_batches and step < args.max_steps and not stop.agreed():
-                start = batch_in_epoch * per_step + ranks.rank * args.grad_accum * args.batch_size
+                start = batch_in_epoch * share
                 micro = [collate(examples[start + k * args.batch_size:start + (k + 1) * args.batch_size])
                          for k in range(args.grad_accum)]                 # this rank's share, in order
                 lr = linear_warmup_decay(step, args.learning_rate, args.warmup_steps, args.max_steps)
