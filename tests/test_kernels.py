@@ -364,23 +364,27 @@ def test_elementary_functions_within_their_stated_bounds():
     """minibert/kernels/elementary.py's float32 polynomials against float64, on a dense grid and the
     edges: exp relative error < 1 eps32 (0 below the float32 range, inf above, NaN kept); the normal
     CDF within 3 eps32 absolute (A & S's 1.5e-7 / 2 plus float32 rounding) and its Gaussian within
-    eps32 (2 + x^2 / 2) relative (the rounded argument); tanh
-    absolute error < 2 eps32.  float64 arguments take the C library's functions."""
+    eps32 (2 + x^2 / 2) relative (the rounded argument); tanh absolute error < 2 eps32; erf (the
+    rational form) absolute error < 3 eps32, and GELU from it, x (1 + erf(x / sqrt 2)) / 2, within
+    2 eps32 max(|x|, 1).  float64 arguments take the C library's functions."""
     from numba import njit
+    from scipy.special import erf as erf64
     from scipy.special import ndtr
 
-    from minibert.kernels.elementary import exp, normal_cdf, tanh
+    from minibert.kernels.elementary import erf, exp, normal_cdf, tanh
 
-    @njit
+    @njit(fastmath={"contract"})
     def apply(x, out):
         for i in range(x.shape[0]):
             out[0, i] = exp(x[i])
             out[1, i], out[2, i] = normal_cdf(x[i])
             out[3, i] = tanh(x[i])
+            out[4, i] = erf(x[i])
+            out[5, i] = x.dtype.type(0.5) * x[i] * (x.dtype.type(1.0) + erf(x[i] * x.dtype.type(0.7071067811865476)))
 
     eps = np.finfo(np.float32).eps
     x = np.concatenate([np.linspace(-87, 88, 400_001), np.linspace(-9, 9, 200_001)]).astype(np.float32)
-    out = np.empty((4, x.size), dtype=np.float32)
+    out = np.empty((6, x.size), dtype=np.float32)
     apply(x, out)
     x64 = x.astype(np.float64)
     ref_exp = np.exp(x64)
@@ -391,18 +395,24 @@ def test_elementary_functions_within_their_stated_bounds():
     tiny_ok = gauss > 1e-30              # -x^2 / 2 is rounded in float32 first: eps x^2 / 2 more
     assert np.all(np.abs(out[2] - gauss)[tiny_ok] / gauss[tiny_ok] < (eps * (2 + 0.5 * x64 * x64))[tiny_ok])
     assert np.max(np.abs(out[3] - np.tanh(x64))) < 2 * eps
+    assert np.max(np.abs(out[4] - erf64(x64))) < 3 * eps
+    gelu = 0.5 * x64 * (1.0 + erf64(x64 / np.sqrt(2.0)))
+    assert np.max(np.abs(out[5] - gelu) / np.maximum(np.abs(x64), 1.0)) < 2 * eps
     edges = np.array([np.nan, np.inf, -np.inf, -1e30, -88.0, 89.0, 0.0], dtype=np.float32)
-    out = np.empty((4, edges.size), dtype=np.float32)
+    out = np.empty((6, edges.size), dtype=np.float32)
     apply(edges, out)
     np.testing.assert_array_equal(out[0], [np.nan, np.inf, 0.0, 0.0, 0.0, np.inf, 1.0])
     np.testing.assert_array_equal(out[3, 1:], [1.0, -1.0, -1.0, -1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(out[4, 1:], [1.0, -1.0, -1.0, -1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(out[5], [np.nan, np.inf, np.nan, -0.0, -0.0, 89.0, 0.0])   # as x Phi(x)
     x64 = np.array([-3.0, 0.5, 7.0])
-    out64 = np.empty((4, 3))
+    out64 = np.empty((6, 3))
     apply(x64, out64)
     np.testing.assert_allclose(out64[0], np.exp(x64), rtol=1e-15)
     from scipy.special import erf
     np.testing.assert_allclose(out64[1], 0.5 * (1.0 + erf(x64 * np.sqrt(0.5))), rtol=1e-15)   # the textbook's
     np.testing.assert_allclose(out64[3], np.tanh(x64), rtol=1e-15)
+    np.testing.assert_allclose(out64[4], erf(x64), rtol=1e-15)
 
 
 @pytest.mark.parametrize("slot", [1, 2, 3])

@@ -1,9 +1,10 @@
 """Fast cross-entropy: `layers.cross_entropy`, the log-softmax and its gradient in one compiled
 pass per row (an MLM batch's logits are (N, V): tens of megabytes).
 
-Each row's max is NumPy's (a vectorised reduction that keeps NaN); the compiled pass writes
-z - max, sums its exps (elementary.py's exp) and subtracts the log of the sum; the backward
-writes exp(log p) scaled by the row's weight, less the weight at the target, in one pass.
+The compiled pass takes each row's max (softmax.py's 8 running maxima: a NaN is passed over there,
+and spreads through the exps instead, so a row with a NaN is NaN throughout, as in the textbook),
+writes z - max, sums its exps (elementary.py's exp) and subtracts the log of the sum; the
+backward writes exp(log p) scaled by the row's weight, less the weight at the target, in one pass.
 """
 
 import math
@@ -14,15 +15,17 @@ from numba import njit, prange
 from ..layers.cross_entropy import IGNORE_INDEX
 from .elementary import SUMS, exp
 from .memory import empty_apart
+from .softmax import row_max
 
 
-@njit(parallel=True, cache=True, fastmath=SUMS)
-def log_softmax_rows(z, row_max, log_probs):
+@njit(parallel=True, cache=True, fastmath=SUMS, error_model="numpy")
+def log_softmax_rows(z, log_probs):
     """log softmax(z) = (z - max z) - log sum exp(z - max z), row by row."""
     for i in prange(z.shape[0]):
+        m = row_max(z[i])
         total = z.dtype.type(0.0)
         for j in range(z.shape[1]):
-            shifted = z[i, j] - row_max[i]
+            shifted = z[i, j] - m
             log_probs[i, j] = shifted
             total += exp(shifted)
         log_total = z.dtype.type(math.log(total))
@@ -30,7 +33,7 @@ def log_softmax_rows(z, row_max, log_probs):
             log_probs[i, j] -= log_total
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def softmax_minus_onehot_rows(log_probs, targets, row_scale, dlogits):
     """dlogits_i = row_scale_i (softmax(z_i) - onehot(target_i))."""
     for i in prange(log_probs.shape[0]):
@@ -45,7 +48,7 @@ def cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
     n = max(int(keep.sum()), 1)
     logits = np.ascontiguousarray(logits)
     log_probs = empty_apart(logits)                                # (N, K)
-    log_softmax_rows(logits, logits.max(-1), log_probs)
+    log_softmax_rows(logits, log_probs)
     targets = np.where(keep, labels, 0)
     picked = np.take_along_axis(log_probs, targets[:, None], axis=1)[:, 0]   # (N,)
     loss = -(picked * keep).sum() / n
