@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .errors import CommandError
-from .resume import refuse_other_options
+from .resume import add_run_options, refuse_other_options
 
 
 def add_finetune_parser(sub):
@@ -43,9 +43,7 @@ def add_finetune_parser(sub):
                         "options it was started with")
     p.add_argument("--overwrite-output-dir", action="store_true",
                    help="replace a run already in --output (default: refuse)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar or running commentary (results and warnings still print)")
-    p.set_defaults(run=run_finetune, command_parser=p)
+    add_run_options(p, run_finetune)
 
 
 def run_finetune(a) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .errors import CommandError
-from .resume import refuse_other_options
+from .resume import add_run_options, refuse_other_options
 
 
 def add_pretrain_parser(sub):
@@ -80,9 +80,7 @@ def add_pretrain_parser(sub):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --output from its last checkpoint, with the options it "
                         "was started with (--steps may extend it)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar or running commentary (results and warnings still print)")
-    p.set_defaults(run=run_pretrain, command_parser=p)
+    add_run_options(p, run_pretrain)
 
 
 def run_pretrain(a) -> int:

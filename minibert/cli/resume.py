@@ -8,6 +8,14 @@ from .errors import CommandError
 RESUME_OPTIONS = {"resume", "output", "steps", "quiet", "run", "command", "command_parser"}
 
 
+def add_run_options(p, run) -> None:
+    """The options every training command ends with: --quiet, and the command's own parser kept
+    for `options_given`."""
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or running commentary (results and warnings still print)")
+    p.set_defaults(run=run, command_parser=p)
+
+
 def options_given(a) -> list[str]:
     """The options of `a` that differ from their defaults and that a resume does not take, as the
     user spelled them (--batch-size).  `a.command_parser` is the command's own parser."""
