@@ -79,6 +79,17 @@ class BatchEncoding(dict):
         return ids + [None] * (width - len(ids))
 
 
+def continuation_pieces(texts, tokenizer) -> list[str]:
+    """"##c" for every character c found after the first character of a word of `texts` (words as
+    `tokenizer` normalises and splits them), in character order: the pieces WordPiece training
+    starts from besides the single characters."""
+    inside = set()
+    for text in texts:
+        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text)):
+            inside.update(word[1:])
+    return ["##" + c for c in sorted(inside)]
+
+
 def _bert_pipeline(tokenizer: Tokenizer, lowercase: bool) -> Tokenizer:
     """Attach BERT's normaliser, pre-tokeniser, [CLS]/[SEP] template and WordPiece decoder."""
     tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
@@ -154,7 +165,10 @@ class BertTokenizer:
         tokens = Path(vocab_file).read_text(encoding="utf-8").splitlines()
         if not tokens:
             raise ValueError(f"{vocab_file} is empty")
-        vocab = {tok: i for i, tok in enumerate(tokens)}
+        return cls._from_vocab_dict({tok: i for i, tok in enumerate(tokens)}, do_lower_case, model_max_length)
+
+    @classmethod
+    def _from_vocab_dict(cls, vocab, do_lower_case, model_max_length) -> "BertTokenizer":
         tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
         # Special tokens are matched whole, before normalisation, as transformers' BertTokenizer
         # does (else "[MASK]" would be lower-cased and split into "[UNK] m ##as ##k").
@@ -182,16 +196,25 @@ class BertTokenizer:
     def train_from_texts(cls, texts, vocab_size=8000, min_frequency=2, lowercase=True,
                          model_max_length=512, show_progress=True) -> "BertTokenizer":
         """Learn a WordPiece vocabulary from a list of texts; ids 0-4 are
-        [PAD] [UNK] [CLS] [SEP] [MASK]."""
+        [PAD] [UNK] [CLS] [SEP] [MASK], then every "##c" (c a character seen inside a word), in
+        character order, then the single characters and the merged pieces, as `tokenizers`'
+        trainer makes them.
+
+        The same texts give the same vocabulary, ids included, in every process.  Left alone, the
+        trainer gives each "##c" its id in the order it meets them in a hash map, which differs
+        from process to process, and breaks ties between equally frequent pairs by those ids: two
+        trainings differed in their tokens, not only in their order.  Handing it the "##c" pieces
+        up front, in a fixed order, fixes every id and so every tie-break."""
         tokenizer = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=list(SPECIAL_TOKENS),
-                                            continuing_subword_prefix="##", show_progress=show_progress)
         texts = [without_long_words(t, tokenizer) for t in texts]
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=list(SPECIAL_TOKENS) + continuation_pieces(texts, tokenizer),
+                                            continuing_subword_prefix="##", show_progress=show_progress)
         tokenizer.train_from_iterator(texts, trainer, length=len(texts))
-        return cls(_bert_pipeline(tokenizer, lowercase), model_max_length, lowercase)
+        # rebuilt from the vocabulary alone: the "##c" pieces are ordinary tokens, not special ones
+        return cls._from_vocab_dict(tokenizer.get_vocab(), lowercase, model_max_length)
 
     # ---- vocabulary -----------------------------------------------------------------------
 

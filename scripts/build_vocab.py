@@ -6,11 +6,11 @@ It is trained exactly as `minibert pretrain` trains one (minibert.tokenization, 
 WordPiece trainer, 8000 tokens, lower-cased) on the training documents of the shipped corpus
 under the default split (3% of the documents held out, seed 0), so the held-out text stays unseen.
 
-Why ship it: the `tokenizers` trainer breaks ties between equally frequent pairs in hash-map
-order, which changes from run to run (huggingface/tokenizers#1794): two trainings on the same
-text differ in a token or two and in hundreds of ids, and so would every model trained on top.
-A fixed file makes the default run reproducible.  Rebuilding gives an equally good vocabulary,
-not a byte-identical one.
+Why it was shipped: the `tokenizers` trainer broke ties between equally frequent pairs in
+hash-map order, which changed from run to run (huggingface/tokenizers#1794), and so would every
+model trained on top.  Training is now the same in every process (minibert.tokenization fixes
+the ids the ties are broken by), but the file stays, so that the default run keeps its numbers.
+Rebuilding gives an equally good vocabulary, the same on every rebuild, not this file.
 """
 
 import argparse

@@ -172,3 +172,28 @@ def test_training_skips_words_wordpiece_cannot_read():
     long_chinese = "東京は日本の首都です" * 20                        # one whitespace word, 200 characters
     kept = without_long_words(f"x {long_chinese} {'b' * 150} y.z", pipeline)
     assert kept.startswith("x 東 京") and "b" * 150 not in kept and kept.endswith(" y.z")
+
+
+def test_training_gives_the_same_vocabulary_in_every_process(tmp_path):
+    """Three processes train on one small corpus full of ties (words of equal counts, pairs of
+    equal counts) and write the same vocab.txt, ids included.  Before the "##c" pieces were given
+    to the trainer in a fixed order, the ids differed in nearly every pair of processes, and the
+    tokens themselves in some."""
+    import subprocess
+    import sys
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+             "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango"]
+    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))] * 3     # every word equally often
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
+    script = ("import sys; from minibert.tokenization import BertTokenizer; "
+              "BertTokenizer.train([sys.argv[1]], vocab_size=90, min_frequency=1, show_progress=False)"
+              ".save_pretrained(sys.argv[2])")
+    for run in range(3):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "corpus.txt"), str(tmp_path / f"run{run}")],
+                       check=True)
+    first = (tmp_path / "run0" / "vocab.txt").read_text()
+    assert len(first.splitlines()) == 90 and first.splitlines()[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    for run in (1, 2):
+        assert (tmp_path / f"run{run}" / "vocab.txt").read_text() == first
+    tok = BertTokenizer.from_pretrained(tmp_path / "run0")
+    assert tok.tokenize("##a") == ["[UNK]", "[UNK]", "a"]        # "##a" is no special token: read as text

@@ -33,7 +33,7 @@ def small_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_tokenizer(small_corpus, tmp_path_factory):
-    """One vocabulary for runs that must agree exactly (WordPiece training is not deterministic)."""
+    """One vocabulary for the runs that must agree exactly, trained once."""
     from minibert.tokenization import BertTokenizer
     path = tmp_path_factory.mktemp("tokenizer")
     BertTokenizer.train([small_corpus], vocab_size=400, show_progress=False).save_pretrained(path)
@@ -61,19 +61,23 @@ def losses(run_dir):
     return [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
 
 
-def test_the_default_job_is_reproducible(model_config, tmp_path):
-    """The same command twice on the shipped corpus (with its shipped vocabulary): the same metrics
-    (all but the measured speed), the same weights, the same fill-mask answer."""
+@pytest.mark.parametrize("shipped", [True, False], ids=["shipped-corpus", "own-vocabulary"])
+def test_a_run_is_reproducible(shipped, small_corpus, model_config, tmp_path):
+    """The same command twice, on the shipped corpus (with its shipped vocabulary) and on another
+    (whose vocabulary each run trains): the same vocabulary, the same metrics (all but the
+    measured speed), the same weights, the same fill-mask answer."""
     from safetensors.numpy import load_file
 
     from minibert.training.pretrain import SHIPPED_VOCAB
+    corpus, vocab_size = (DEFAULT_CORPUS, PretrainArgs.vocab_size) if shipped else (small_corpus, 400)
     runs = []
     for name in ("a", "b"):
-        args = args_for(DEFAULT_CORPUS, model_config, tmp_path / name, vocab_size=PretrainArgs.vocab_size,
+        args = args_for(corpus, model_config, tmp_path / name, vocab_size=vocab_size,
                         max_steps=6, eval_every=3, save_every=3, max_eval_examples=32)
         pretrain(args, progress=False)
         runs.append(tmp_path / name)
-    assert (runs[0] / "tokenizer" / "vocab.txt").read_text() == SHIPPED_VOCAB.read_text()
+    vocabs = [(run / "tokenizer" / "vocab.txt").read_text() for run in runs]
+    assert vocabs[0] == vocabs[1] and (vocabs[0] == SHIPPED_VOCAB.read_text()) == shipped
     records = [[{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
                 for line in (run / "metrics.jsonl").read_text().splitlines()] for run in runs]
     assert records[0] == records[1] and len(records[0]) == 6 + 2

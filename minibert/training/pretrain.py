@@ -438,8 +438,8 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
         log(f"using the shipped WordPiece vocabulary {SHIPPED_VOCAB} (the same on every run)")
         tokenizer = BertTokenizer.from_vocab(SHIPPED_VOCAB)
     else:
-        # The `tokenizers` trainer breaks ties by hash-map order, so two trainings on the same text
-        # can differ (huggingface/tokenizers#1794): the run keeps its own and resume reuses it.
+        # The same text trains the same vocabulary in every process (train_from_texts); the run
+        # keeps its own all the same, and resume reuses it.
         n_documents = sum(1 for path in files for _ in read_file_documents(path))
         train_idx, _ = _split(args, n_documents, nsp)
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
