@@ -25,11 +25,19 @@ def add_pretrain_parser(sub):
                                    "... (needs mpi4py and an MPI: pip install -e \".[mpi]\").")
     p.add_argument("--corpus", default=d.corpus,
                    help="a corpus file, a directory of .txt/.txt.gz files, a glob pattern, or a comma-separated "
-                        "list of them (default: the shipped data/kjv.txt.gz)")
+                        "list of them (default: the shipped data/kjv.txt.gz); or a task file (.tsv, .csv, "
+                        ".jsonl, .conll) whose text is read, labels ignored, each example one document")
+    p.add_argument("--text-column", default=None, metavar="NAME",
+                   help="a task file's text column, by name or 0-based position (default: a .tsv's columns but "
+                        "the last; a .csv's or .jsonl's sentence1+sentence2, text, sentence, ...)")
+    p.add_argument("--exclude", default=None, metavar="FILES",
+                   help="evaluation file(s), comma-separated, whose sentences are left out of the corpus (the "
+                        "dev and test files beside a corpus file named train.* are left out always)")
     p.add_argument("--output", default=d.output_dir, help=f"run directory (default: {d.output_dir})")
     p.add_argument("--objective", default=d.objective, choices=list(OBJECTIVES),
                    help="mlm+nsp: BERT's sentence pairs (BertForPreTraining); mlm: masked LM alone on "
-                        "full-sentence packs, RoBERTa-style (BertForMaskedLM) (default: mlm+nsp)")
+                        "full-sentence packs, RoBERTa-style (BertForMaskedLM) (default: mlm for a task file, "
+                        "whose examples have no next sentence; mlm+nsp for text in documents)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="continue pretraining this checkpoint (ours or transformers', with its tokenizer) "
                         "instead of starting from random weights; a missing MLM head is made fresh")
@@ -91,6 +99,7 @@ def run_pretrain(a) -> int:
         args = PretrainArgs(output_dir=a.output)
     else:
         args = PretrainArgs(corpus=a.corpus, output_dir=a.output, objective=a.objective, init_from=a.init_from,
+                            text_column=a.text_column, exclude=a.exclude,
                             model_size=a.model_size, config_file=a.config, vocab_size=a.vocab_size,
                             tokenizer=a.tokenizer, max_seq_length=a.max_seq_length, batch_size=a.batch_size,
                             grad_accum=a.grad_accum, dtype=a.dtype, cache_dir=a.cache_dir,

@@ -41,6 +41,7 @@ from ..checkpoints import checkpoint_with_tokenizer
 from ..config import BertConfig
 from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Shard, Vocab, collate, corpus_files,
                                 read_file_documents, split_indices)
+from ..data.task_corpus import CorpusReader, held_out_files, is_task_file, read_task_texts
 from ..data.token_cache import TokenizedCorpus, corpus_fingerprint
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
@@ -65,7 +66,11 @@ SHIPPED_VOCAB = Path(DEFAULT_CORPUS).with_name("kjv-vocab.txt")
 class PretrainArgs:
     corpus: str = DEFAULT_CORPUS
     output_dir: str = "runs/pretrain"
-    objective: str = "mlm+nsp"                 # or "mlm": masked LM alone, on full-sentence packs
+    objective: str | None = None               # "mlm+nsp", or "mlm": masked LM alone, on full-sentence packs;
+                                               # None: the corpus decides (mlm for a task file, else mlm+nsp)
+    text_column: str | None = None             # a task file's text column (name or 0-based position)
+    exclude: str | None = None                 # evaluation files whose sentences are never pretrained on
+                                               # (comma-separated; beside train.* its dev/test files always)
     init_from: str | None = None               # continue a pretrained checkpoint (with its tokenizer)
     model_size: str = "tiny"                   # a preset name (minibert.models.presets) ...
     config_file: str | None = None             # ... or a config.json (its vocab_size is replaced)
@@ -338,8 +343,10 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         args = read_run_args(run_dir, PretrainArgs) if resume else (args or PretrainArgs())
         if max_steps is not None:
             args.max_steps = max_steps
+        if args.objective is None:
+            args.objective = default_objective(corpus_files(args.corpus))
         args.validate(resuming=resume)                      # everything checked before anything is written
-        corpus_files(args.corpus)
+        corpus_reader(args)
         if resume:
             _check_world_size(run_dir, ranks)
         write_atomic(run_dir / "args.json",
@@ -351,12 +358,35 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
 VOCAB_SAMPLE_CHARS = 200_000_000       # a vocabulary is trained on at most this much of the training text
 
 
-def training_text(files, train_indices, limit=VOCAB_SAMPLE_CHARS) -> list[str]:
+def default_objective(files) -> str:
+    """Masked LM alone for a task file (its examples are independent sentences: no next sentence to
+    predict), BERT's masked LM + next sentence prediction for text in documents."""
+    return "mlm" if any(is_task_file(path) for path in files) else "mlm+nsp"
+
+
+def corpus_reader(args: PretrainArgs) -> tuple[list, CorpusReader]:
+    """The corpus's files and the reader of their documents (the held-out files' sentences left
+    out), every option about them checked."""
+    files = corpus_files(args.corpus)
+    tasks = [path for path in files if is_task_file(path)]
+    if tasks and args.objective == "mlm+nsp":
+        raise TrainingError(f"corpus {tasks[0]} is a task file: its examples are independent sentences, with no "
+                            f"next sentence in a document for next sentence prediction to learn; use "
+                            f"--objective mlm (the default for a task file)")
+    if args.text_column is not None and not tasks:
+        raise TrainingError(f"--text-column {args.text_column} names a column of a task file (.tsv, .csv, .jsonl), "
+                            f"but corpus {args.corpus} has none: a text corpus is one sentence a line")
+    for path in tasks:
+        read_task_texts(path, args.text_column)                # the corpus's own columns named first
+    return files, CorpusReader(args.text_column, held_out_files(files, args.exclude))
+
+
+def training_text(files, train_indices, limit=VOCAB_SAMPLE_CHARS, read_documents=read_file_documents) -> list[str]:
     """The training documents' sentences, read file by file, up to `limit` characters (a larger
     corpus trains its vocabulary on its first part)."""
     wanted, texts, size, index = set(train_indices), [], 0, 0
     for path in files:
-        for document in read_file_documents(path):
+        for document in read_documents(path):
             if index in wanted:
                 texts.extend(document)
                 size += sum(map(len, document))
@@ -416,14 +446,23 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
     """The corpus's files, the tokenizer (saved in the run directory), the token cache, the
     held-out split, the examples."""
     nsp = args.objective == "mlm+nsp"
-    files = corpus_files(args.corpus)
-    fingerprint = corpus_fingerprint(files)
+    files, reader = corpus_reader(args)
+    fingerprint = corpus_fingerprint(files) + reader.fingerprint()        # the text, and what is read of it
     seen = ranks.allgather(fingerprint)                     # every rank must read the same text
     if len(set(seen)) > 1:
         differing = [r for r, f in enumerate(seen) if f != seen[0]]
         raise TrainingError(f"corpus {args.corpus} is not the same file(s) on every MPI process: rank(s) "
                             f"{', '.join(map(str, differing))} read other content than rank 0 (a copy on each "
                             f"machine that differs?); give every rank the same corpus")
+    if reader.held_out:
+        dropped, total = reader.overlap(files)
+        if dropped == total:
+            raise TrainingError(f"every sentence of corpus {args.corpus} is in the held-out file(s) "
+                                f"{', '.join(map(str, reader.held_out_files))}: nothing is left to pretrain on")
+        if dropped and ranks.rank == 0:
+            printer(True)(f"warning: {dropped} of the corpus's {total} sentences are also in "
+                          f"{', '.join(map(str, reader.held_out_files))}: left out, so that no evaluation "
+                          f"sentence is pretrained on")
     tokenizer_dir = run_dir / "tokenizer"
     if ranks.rank != 0:
         ranks.barrier()                                     # rank 0 has saved the tokenizer and the cache
@@ -440,12 +479,12 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
     else:
         # The same text trains the same vocabulary in every process (train_from_texts); the run
         # keeps its own all the same, and resume reuses it.
-        n_documents = sum(1 for path in files for _ in read_file_documents(path))
+        n_documents = sum(1 for path in files for _ in reader.documents(path))
         train_idx, _ = _split(args, n_documents, nsp)
         log(f"training a WordPiece vocabulary of {args.vocab_size} on {args.corpus}")
-        tokenizer = BertTokenizer.train_from_texts(training_text(files, train_idx), args.vocab_size,
-                                                   show_progress=False)
-    corpus = TokenizedCorpus.build_or_open(files, tokenizer, args.cache_dir, read_file_documents, log,
+        tokenizer = BertTokenizer.train_from_texts(training_text(files, train_idx, read_documents=reader.documents),
+                                                   args.vocab_size, show_progress=False)
+    corpus = TokenizedCorpus.build_or_open(files, tokenizer, args.cache_dir, reader.documents, log,
                                            fingerprint)
     if ranks.rank == 0:
         if not resume or not tokenizer_dir.is_dir():
