@@ -29,7 +29,7 @@ class DataError(ValueError):
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def _read_text(path):
+def read_text_file(path):
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a directory: give the data file itself")
@@ -49,7 +49,7 @@ def _read_text(path):
 
 
 def _lines(path):
-    path, text = _read_text(path)
+    path, text = read_text_file(path)
     return path, text.splitlines()
 
 
@@ -90,6 +90,33 @@ TEXT_COLUMNS = {False: (("text",), ("sentence",), ("sentence1",), ("review",)),
 LABEL_COLUMNS = ("label", "labels")
 
 
+def csv_records(path, text):
+    """(rows as dicts by the header's names, where(i) naming row i's line) of a CSV file's text."""
+    import csv
+    import io
+    try:
+        records = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as e:
+        raise DataError(f"{path} is not readable as CSV ({e})") from None
+    return records, lambda i: f"{path}:{i + 2}"                  # line 1 is the header
+
+
+def jsonl_records(path, text):
+    """(one JSON object a line, where(i) naming record i) of a JSON Lines file's text."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{number}: not a JSON object ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
+    return records, lambda i: f"{path}: record {i + 1}"
+
+
 def read_sentences(path, pair=False, labelled=True):
     """-> (texts, pairs or None, labels as strings), from TSV (read_tsv), or from a .csv (a header
     row, then comma-separated, quoted as CSV quotes) or a .jsonl (one JSON object a line) file as
@@ -97,28 +124,8 @@ def read_sentences(path, pair=False, labelled=True):
     suffix = Path(path).suffix.lower()
     if suffix not in (".csv", ".jsonl"):
         return read_tsv(path, pair, labelled)
-    path, text = _read_text(path)
-    if suffix == ".csv":
-        import csv
-        import io
-        try:
-            records = list(csv.DictReader(io.StringIO(text)))
-        except csv.Error as e:
-            raise DataError(f"{path} is not readable as CSV ({e})") from None
-        where = lambda i: f"{path}:{i + 2}"                        # noqa: E731  (line 1 is the header)
-    else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{number}: not a JSON object ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-        where = lambda i: f"{path}: record {i + 1}"                # noqa: E731
+    path, text = read_text_file(path)
+    records, where = (csv_records if suffix == ".csv" else jsonl_records)(path, text)
     if not records:
         raise DataError(f"{path} has no examples")
     names = set(records[0])
@@ -187,7 +194,7 @@ class QAExample:
 
 
 def read_squad(path) -> list[QAExample]:
-    path, text = _read_text(path)
+    path, text = read_text_file(path)
     try:
         data = json.loads(text)["data"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:

@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .finetuning import LABEL_COLUMNS, TEXT_COLUMNS, DataError, _read_text, read_conll
+from .finetuning import (LABEL_COLUMNS, TEXT_COLUMNS, DataError, csv_records, jsonl_records, read_conll,
+                         read_text_file)
 from .pretraining import read_file_documents
 
 TASK_SUFFIXES = (".tsv", ".csv", ".jsonl", ".conll")
@@ -69,7 +70,7 @@ def eval_siblings(path) -> list[Path]:
 def _records(path):
     """(column names, records as dicts, where(i) for messages) of a .tsv, .csv or .jsonl file."""
     suffix = Path(path).suffix.lower()
-    path, text = _read_text(path)
+    path, text = read_text_file(path)
     if suffix == ".tsv":
         rows = [(number, line.split("\t")) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if rows and rows[0][1][-1].strip().lower() in LABEL_COLUMNS:
@@ -85,27 +86,9 @@ def _records(path):
             records.append(dict(zip(names, cols)))
             lines.append(number)
         return names, records, lambda i: f"{path}:{lines[i]}"
-    if suffix == ".csv":
-        import csv
-        import io
-        try:
-            reader = csv.DictReader(io.StringIO(text))
-            records = list(reader)
-        except csv.Error as e:
-            raise DataError(f"{path} is not readable as CSV ({e})") from None
-        return list(reader.fieldnames or []), records, lambda i: f"{path}:{i + 2}"
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{number}: not a JSON object ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        records.append(record)
-    return list(records[0]) if records else [], records, lambda i: f"{path}: record {i + 1}"
+    records, where = (csv_records if suffix == ".csv" else jsonl_records)(path, text)
+    names = list(records[0]) if records else []
+    return names, records, where
 
 
 def _text_columns(path, names, text_column) -> list[str]:
