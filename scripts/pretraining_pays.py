@@ -122,6 +122,11 @@ def main():
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-5, 1e-4, 3e-4, 1e-3],
                         help="fine-tuning learning rates; each start's best on dev (seed 0, the smallest "
                              "labelled set) is kept for all its runs")
+    parser.add_argument("--choose-on", type=float, default=0.1, metavar="FRACTION",
+                        help="the labelled fraction on which each start's learning rate is chosen (default: 0.1)")
+    parser.add_argument("--report", action="store_true",
+                        help="print the table and draw the picture from the runs already done (any seeds), "
+                             "running nothing")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
@@ -139,6 +144,8 @@ def main():
         key = (start, fraction, lr, seed, a.epochs, a.batch_size)
         if key in done:
             return done[key]
+        if a.report:
+            return None
         model_dir, minutes = start_model(start, out, seed)
         t0 = time.perf_counter()
         result = finetune(FinetuneArgs(model=str(model_dir), task="classify",
@@ -159,27 +166,33 @@ def main():
               f"test {record['test_accuracy']:.3f} ({record['finetuning_minutes']:.1f} min)", flush=True)
         return record
 
-    # the recipe's learning rate, chosen on dev for each start (seed 0, the smallest labelled set):
+    # the recipe's learning rate, chosen on dev for each start (seed 0, the --choose-on labelled set):
     # a 2-layer model from random weights wants 1e-3, a pretrained 6-layer one far less
     chosen = {}
     for start in a.starts:
-        tried = {lr: run(start, min(a.train_fractions), lr, a.seeds[0])["dev_accuracy"] for lr in a.lrs}
+        tried = {lr: run(start, a.choose_on, lr, 0) for lr in a.lrs}
+        tried = {lr: r["dev_accuracy"] for lr, r in tried.items() if r is not None}
+        if len(tried) < len(a.lrs):             # --report before the choice is complete
+            continue
         chosen[start] = max(tried, key=tried.get)
         print(f"{start}: dev accuracy by learning rate " + ", ".join(f"{k:g}: {v:.3f}" for k, v in tried.items()) +
               f"; fine-tuning at {chosen[start]:g}", flush=True)
     summary = []
     for fraction in a.train_fractions:
-        for start in a.starts:
+        for start in (s for s in a.starts if s in chosen):
             lr = chosen[start]
-            runs = [run(start, fraction, lr, seed) for seed in a.seeds]
+            runs = [r for r in (run(start, fraction, lr, seed) for seed in a.seeds) if r is not None]
+            if not runs:
+                continue
             accs = np.array([r["test_accuracy"] for r in runs])
             summary.append({"start": start, "train_fraction": fraction, "lr": lr,
                             "train_examples": len(read_tsv(train_subset(fraction, out))[0]),
                             "test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std(ddof=1))
                             if len(accs) > 1 else 0.0, "test_accuracies": accs.tolist(),
+                            "seeds": [r["seed"] for r in runs],
                             "pretraining_minutes": runs[0]["pretraining_minutes"]})
     print(f"\nfine-tuned {a.epochs} epochs, batch {a.batch_size}, max length {a.max_length}; test accuracy "
-          f"over seeds {', '.join(map(str, a.seeds))}")
+          f"over the seeds run")
     print("| start | labelled examples | pretraining (min, this machine) | fine-tuning lr | test accuracy, mean ± std | seeds |")
     print("| --- | ---: | ---: | ---: | --- | --- |")
     for s in summary:
