@@ -218,6 +218,9 @@ def draw(summary, path):
         ax.errorbar([s["train_examples"] for s in rows], [s["test_accuracy_mean"] for s in rows],
                     yerr=[s["test_accuracy_std"] for s in rows], marker="o", capsize=3, label=start)
     ax.set_xscale("log")
+    sizes = sorted({s["train_examples"] for s in summary})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("labelled training examples")
     ax.set_ylabel("test accuracy")
     ax.set_title("Fine-tuned sentiment accuracy by where the weights start")

@@ -15,7 +15,8 @@ def add_pretrain_parser(sub):
     d = PretrainArgs()
     p = sub.add_parser("pretrain", help="pretrain a BERT (MLM + NSP, or MLM alone) on a text corpus",
                        description="Pretrain BERT on a corpus in BERT's format: one sentence a line, a blank "
-                                   "line between documents (.txt or .txt.gz); from random weights or, with "
+                                   "line between documents (.txt or .txt.gz), or the text of a task file (.tsv, .csv, .jsonl, "
+                                   ".conll: masked LM alone, its dev/test sentences left out); from random weights or, with "
                                    "--init-from, continuing a pretrained checkpoint.  Defaults train the tiny "
                                    "model with masked LM + next sentence prediction on the shipped King James "
                                    "Bible in about 11 minutes on 2 cores.  Where google-research/bert's "
