@@ -367,7 +367,7 @@ def test_an_epoch_lives_on_disk(corpus):
 
 
 def test_a_vocabulary_trains_on_the_first_part_of_a_large_corpus(tmp_path):
-    from minibert.training.pretrain import training_text
+    from minibert.training.pretraining_corpus import training_text
     (tmp_path / "c.txt").write_text("".join(f"sentence {i} of document {i}.\n\n" for i in range(100)))
     everything = training_text([tmp_path / "c.txt"], range(0, 100, 2))
     assert len(everything) == 50 and everything[1] == "sentence 2 of document 2."

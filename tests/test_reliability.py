@@ -225,7 +225,7 @@ def test_ranks_that_read_different_corpora_are_refused(corpus, config_file, toke
     script.write_text(
         "import sys\n"
         "from pathlib import Path\n"
-        "import minibert.training.pretrain as p\n"
+        "import minibert.training.pretraining_corpus as p\n"
         "from minibert.training.distributed import world\n"
         "real = p.corpus_files\n"
         f"p.corpus_files = lambda spec: [Path({str(other)!r})] if world().rank == 1 else real(spec)\n"

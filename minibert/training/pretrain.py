@@ -40,8 +40,7 @@ import numpy as np
 from ..checkpoints import checkpoint_with_tokenizer
 from ..config import BertConfig
 from ..data.pretraining import (OBJECTIVES, DocumentView, PretrainingData, Shard, Vocab, collate, corpus_files,
-                                read_file_documents, split_indices)
-from ..data.task_corpus import CorpusReader, held_out_files, is_task_file, read_task_texts
+                                split_indices)
 from ..data.token_cache import TokenizedCorpus, corpus_fingerprint
 from ..files import MetricsLog, RunLock, remove_temporaries, write_atomic
 from ..layers.cross_entropy import IGNORE_INDEX
@@ -54,6 +53,7 @@ from .checkpointing import checkpoint_dirs, read_run_args, resume_from, save_che
 from .distributed import StopRequest, world
 from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
 from .optim import AdamW, linear_warmup_decay
+from .pretraining_corpus import check_held_out, corpus_reader, default_objective, training_text
 
 
 # The shipped corpus, found beside the package in a source checkout (`pip install -e .`), and its
@@ -355,47 +355,6 @@ def pretrain(args: PretrainArgs | None = None, resume: bool = False, max_steps: 
         return _pretrain(args, run_dir, resume, printer(progress), progress, on_step, ranks)
 
 
-VOCAB_SAMPLE_CHARS = 200_000_000       # a vocabulary is trained on at most this much of the training text
-
-
-def default_objective(files) -> str:
-    """Masked LM alone for a task file (its examples are independent sentences: no next sentence to
-    predict), BERT's masked LM + next sentence prediction for text in documents."""
-    return "mlm" if any(is_task_file(path) for path in files) else "mlm+nsp"
-
-
-def corpus_reader(args: PretrainArgs) -> tuple[list, CorpusReader]:
-    """The corpus's files and the reader of their documents (the held-out files' sentences left
-    out), every option about them checked."""
-    files = corpus_files(args.corpus)
-    tasks = [path for path in files if is_task_file(path)]
-    if tasks and args.objective == "mlm+nsp":
-        raise TrainingError(f"corpus {tasks[0]} is a task file: its examples are independent sentences, with no "
-                            f"next sentence in a document for next sentence prediction to learn; use "
-                            f"--objective mlm (the default for a task file)")
-    if args.text_column is not None and not tasks:
-        raise TrainingError(f"--text-column {args.text_column} names a column of a task file (.tsv, .csv, .jsonl), "
-                            f"but corpus {args.corpus} has none: a text corpus is one sentence a line")
-    for path in tasks:
-        read_task_texts(path, args.text_column)                # the corpus's own columns named first
-    return files, CorpusReader(args.text_column, held_out_files(files, args.exclude))
-
-
-def training_text(files, train_indices, limit=VOCAB_SAMPLE_CHARS, read_documents=read_file_documents) -> list[str]:
-    """The training documents' sentences, read file by file, up to `limit` characters (a larger
-    corpus trains its vocabulary on its first part)."""
-    wanted, texts, size, index = set(train_indices), [], 0, 0
-    for path in files:
-        for document in read_documents(path):
-            if index in wanted:
-                texts.extend(document)
-                size += sum(map(len, document))
-                if size >= limit:
-                    return texts
-            index += 1
-    return texts
-
-
 def _split(args, n_documents, nsp):
     """The held-out split by document index (corpus order), as a clear error when impossible.  Whole
     documents are held out: NSP needs 2 on each side (its random sentences come from another
@@ -454,15 +413,7 @@ def prepare_inputs(args: PretrainArgs, run_dir: Path, resume: bool, log, ranks) 
         raise TrainingError(f"corpus {args.corpus} is not the same file(s) on every MPI process: rank(s) "
                             f"{', '.join(map(str, differing))} read other content than rank 0 (a copy on each "
                             f"machine that differs?); give every rank the same corpus")
-    if reader.held_out:
-        dropped, total = reader.overlap(files)
-        if dropped == total:
-            raise TrainingError(f"every sentence of corpus {args.corpus} is in the held-out file(s) "
-                                f"{', '.join(map(str, reader.held_out_files))}: nothing is left to pretrain on")
-        if dropped and ranks.rank == 0:
-            printer(True)(f"warning: {dropped} of the corpus's {total} sentences are also in "
-                          f"{', '.join(map(str, reader.held_out_files))}: left out, so that no evaluation "
-                          f"sentence is pretrained on")
+    check_held_out(args, files, reader, say=printer(ranks.rank == 0))
     tokenizer_dir = run_dir / "tokenizer"
     if ranks.rank != 0:
         ranks.barrier()                                     # rank 0 has saved the tokenizer and the cache
