@@ -9,9 +9,10 @@
     minibert compare mine.safetensors state.safetensors      # exit 1 at the first divergence
     minibert info base                       # sizes, parameters per part, memory
     minibert attention --model DIR "I love Korea" --output attention.png
+    minibert explore --model DIR "I love Korea" [--pair "..."] --output attention.html
 
 One module per command (pretrain, fill_mask, finetune, predict, states: dump and compare, info:
-info and attention); `errors.run_command` is the one boundary: bad input ends with a one-line
+info and attention, explore); `errors.run_command` is the one boundary: bad input ends with a one-line
 error and exit status 2, never a NumPy traceback.
 """
 
@@ -22,6 +23,7 @@ import sys
 
 from .errors import run_command, say_error
 from .fill_mask import add_fill_mask_parser
+from .explore import add_explore_parser
 from .finetune import add_finetune_parser
 from .info import add_attention_parser, add_info_parser
 from .predict import add_predict_parser
@@ -40,6 +42,7 @@ def build_parser():
     add_compare_parser(sub)
     add_info_parser(sub)
     add_attention_parser(sub)
+    add_explore_parser(sub)
     return parser
 
 

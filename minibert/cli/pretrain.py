@@ -70,6 +70,10 @@ def add_pretrain_parser(sub):
     p.add_argument("--seed", "--random-seed", dest="seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between evaluations (default: {d.eval_every})")
     p.add_argument("--save-every", type=int, default=d.save_every, help=f"steps between checkpoints (default: {d.save_every})")
+    p.add_argument("--snapshot-steps", default=d.snapshot_steps, metavar="STEPS",
+                   help="also keep the model after these steps (0 = the initial weights), e.g. 0,100,1000, in "
+                        "OUTPUT/snapshots/step-N: never pruned, for minibert explore --model OUTPUT to show how "
+                        "training shaped attention (default: none; checkpoints are kept as always)")
     p.add_argument("--masked-lm-prob", type=float, default=d.masked_lm_prob,
                    help=f"fraction of each sequence to predict (default: {d.masked_lm_prob})")
     p.add_argument("--max-predictions-per-seq", type=int, default=d.max_predictions_per_seq,
@@ -105,7 +109,8 @@ def run_pretrain(a) -> int:
                             tokenizer=a.tokenizer, max_seq_length=a.max_seq_length, batch_size=a.batch_size,
                             grad_accum=a.grad_accum, dtype=a.dtype, cache_dir=a.cache_dir,
                             learning_rate=a.lr, warmup_steps=a.warmup_steps, seed=a.seed, dropout=a.dropout,
-                            eval_every=a.eval_every, save_every=a.save_every, masked_lm_prob=a.masked_lm_prob,
+                            eval_every=a.eval_every, save_every=a.save_every, snapshot_steps=a.snapshot_steps,
+                            masked_lm_prob=a.masked_lm_prob,
                             max_predictions_per_seq=a.max_predictions_per_seq, short_seq_prob=a.short_seq_prob,
                             whole_word_mask=a.do_whole_word_mask, dynamic_masking=not a.static_masking,
                             dupe_factor=a.dupe_factor, unigram_bias_init=not a.no_unigram_bias)

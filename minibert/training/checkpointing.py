@@ -82,6 +82,24 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> 
     return final
 
 
+def save_snapshot(run_dir: Path, model, step: int) -> Path:
+    """The model and its tokenizer as they are after `step` steps, in `RUN/snapshots/step-NNNNNNN/`
+    (a model directory, no optimizer state): kept for looking at how training shaped it
+    (`minibert explore --model RUN`), never pruned, never read by a resume."""
+    final = run_dir / "snapshots" / f"step-{step:07d}"
+    final.parent.mkdir(exist_ok=True)
+    staging = staging_directory(final.parent, "snapshot")
+    try:
+        model.save_pretrained(staging)
+        if final.exists():                       # the same step saved again (after a resume)
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
 def load_checkpoint(path: Path, model, optimizer) -> dict:
     """Restore the model, the optimizer and the dropout generator from a checkpoint directory;
     returns its trainer state.  Anything unreadable raises TrainingError naming the file."""

@@ -49,7 +49,7 @@ from ..models.presets import preset_config
 from ..models.sizes import check_fits_in_memory
 from ..tokenization import BertTokenizer, has_tokenizer_files
 from ..tools.viz import plot_training_curve
-from .checkpointing import checkpoint_dirs, read_run_args, resume_from, save_checkpoint
+from .checkpointing import checkpoint_dirs, read_run_args, resume_from, save_checkpoint, save_snapshot
 from .distributed import StopRequest, world
 from .loop import TrainingError, accumulate_gradients, draw_curve, optimizer_step, printer, progress_bar
 from .optim import AdamW, linear_warmup_decay
@@ -99,6 +99,8 @@ class PretrainArgs:
     save_every: int = 250
     log_every: int = 10
     keep_checkpoints: int = 2
+    snapshot_steps: str = ""                    # "0,100,1000": the model kept after these steps in
+                                               # RUN/snapshots/ (for minibert explore), beside checkpoints
     short_seq_prob: float = 0.1
     masked_lm_prob: float = 0.15
     max_predictions_per_seq: int = 20
@@ -140,11 +142,26 @@ class PretrainArgs:
         for name in ("warmup_steps", "weight_decay", "max_grad_norm"):
             if not getattr(self, name) >= 0:
                 raise TrainingError(f"{name} must be non-negative, got {getattr(self, name)}")
+        self.snapshot_step_set()
         if not self.learning_rate > 0:
             raise TrainingError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.eval_fraction < 1.0 or not 0.0 <= self.short_seq_prob <= 1.0:
             raise TrainingError(f"eval_fraction must be in [0, 1) and short_seq_prob in [0, 1], got "
                                 f"{self.eval_fraction}, {self.short_seq_prob}")
+
+    def snapshot_step_set(self) -> set[int]:
+        """The steps of `snapshot_steps`, checked: integers from 0 (the initial weights) to max_steps."""
+        words = [w.strip() for w in self.snapshot_steps.split(",") if w.strip()]
+        try:
+            steps = {int(w) for w in words}
+        except ValueError:
+            raise TrainingError(f"snapshot_steps must be step numbers separated by commas (0,100,1000), got "
+                                f"{self.snapshot_steps!r}") from None
+        outside = sorted(s for s in steps if not 0 <= s <= self.max_steps)
+        if outside:
+            raise TrainingError(f"snapshot_steps {', '.join(map(str, outside))} outside the run's steps "
+                                f"0..{self.max_steps}")
+        return steps
 
 
 @dataclass
@@ -558,7 +575,15 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
         if ranks.rank == 0:
             last_checkpoint = save_checkpoint(run_dir, model, optimizer, state, args.keep_checkpoints)
 
+    snapshot_steps = args.snapshot_step_set()
+
+    def snapshot():
+        if ranks.rank == 0 and step in snapshot_steps:
+            save_snapshot(run_dir, model, step)
+
     try:
+        if step == 0:
+            snapshot()                                     # the initial weights, when asked for
         while step < args.max_steps and not stop.agreed():
             examples = train_data.epoch(epoch, shard)              # this rank's share of the epoch
             n_batches = len(examples) // share
@@ -606,6 +631,7 @@ def _pretrain(args: PretrainArgs, run_dir: Path, resume: bool, log, progress: bo
                                  **evaluate(model, eval_examples, args.batch_size, baseline_id)}
                     metrics.append(last_eval)
                     say(f"step {step}: {describe_eval(last_eval)}")
+                snapshot()
                 if step % args.save_every == 0 or step == args.max_steps:
                     checkpoint()
                 if on_step is not None:
