@@ -27,6 +27,8 @@ FLOW = [
     "minibert.tools",                                              # features, fill-mask, pictures
     "minibert.training",                                           # optimizer, pretraining, fine-tuning
     "minibert.states", "minibert.testing",                         # reference states for other BERTs
+    "minibert.tools.explore",                                      # the attention explorer: draws the
+                                                                   # states' step-by-step trace, reads runs
     "minibert.cli", "minibert.__main__", "minibert",               # programs; the package's names
 ]
 

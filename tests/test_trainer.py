@@ -3,6 +3,7 @@ handling, and the command line's errors."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -229,6 +230,51 @@ def test_resume_continues_exactly(small_corpus, small_tokenizer, model_config, t
     np.testing.assert_array_equal([v for _, v in ours], [v for _, v in reference])
     for a, b in zip(sorted((part / "model").iterdir()), sorted((full / "model").iterdir())):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_snapshots_keep_the_model_at_the_steps_asked_for(small_corpus, small_tokenizer, model_config, tmp_path,
+                                                         capsys):
+    """--snapshot-steps: the model after those steps (0: the initial weights) in RUN/snapshots/, never
+    pruned; the same after a crash and a resume; a run without it keeps what it always kept."""
+    from safetensors.numpy import load_file
+    steps = "0, 5,16,24"
+    full = tmp_path / "full"
+    pretrain(args_for(small_corpus, model_config, full, tokenizer=str(small_tokenizer), snapshot_steps=steps),
+             progress=False)
+    names = ["step-0000000", "step-0000005", "step-0000016", "step-0000024"]
+    assert sorted(p.name for p in (full / "snapshots").iterdir()) == names
+    weights = {n: load_file(str(full / "snapshots" / n / "model.safetensors")) for n in names}
+    final = load_file(str(full / "model" / "model.safetensors"))
+    assert all(np.array_equal(weights["step-0000024"][k], final[k]) for k in final)
+    at_16 = load_file(str(checkpoint_dirs(full)[0] / "model.safetensors"))        # checkpoint-16 (2 kept)
+    assert checkpoint_dirs(full)[0].name == "checkpoint-0000016"
+    assert all(np.array_equal(weights["step-0000016"][k], at_16[k]) for k in at_16)
+    assert not np.array_equal(weights["step-0000000"]["bert.embeddings.word_embeddings.weight"],
+                              weights["step-0000005"]["bert.embeddings.word_embeddings.weight"])
+    initial = BertForPreTraining.from_pretrained(full / "snapshots" / "step-0000000")
+    assert initial.tokenizer is not None                                           # a model directory
+    page = tmp_path / "training.html"                                              # the explorer reads the run
+    assert main(["explore", "--model", str(full), "In the beginning God created", "--output", str(page)]) == 0
+    assert re.findall(r'"label":"([^"]*)"', page.read_text()) == ["step 0", "step 5", "step 16", "step 24"]
+    part = tmp_path / "part"
+    with pytest.raises(_Crash):
+        pretrain(args_for(small_corpus, model_config, part, tokenizer=str(small_tokenizer), snapshot_steps=steps),
+                 progress=False, on_step=lambda step, model, record: _stop_at(step, 13))
+    pretrain(PretrainArgs(output_dir=str(part)), resume=True, progress=False)
+    for n in names:
+        resumed = load_file(str(part / "snapshots" / n / "model.safetensors"))
+        assert all(np.array_equal(resumed[k], weights[n][k]) for k in resumed), n
+    plain = tmp_path / "plain"
+    pretrain(args_for(small_corpus, model_config, plain, tokenizer=str(small_tokenizer), max_steps=8),
+             progress=False)
+    assert not (plain / "snapshots").exists()
+    for bad, message in (("0,ten", "step numbers separated by commas"), ("5,25", "snapshot_steps 25 outside")):
+        with pytest.raises(TrainingError, match=message):
+            pretrain(args_for(small_corpus, model_config, tmp_path / "bad", snapshot_steps=bad), progress=False)
+        assert not (tmp_path / "bad" / "args.json").exists()                    # refused before it starts
+    assert main(["pretrain", "--corpus", str(small_corpus), "--output", str(tmp_path / "cli"),
+                 "--snapshot-steps", "0,-3"]) == 2
+    assert "snapshot_steps -3 outside the run's steps 0..4400" in capsys.readouterr().err
 
 
 def test_crash_leaves_the_last_checkpoint(small_corpus, model_config, tmp_path):

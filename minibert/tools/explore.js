@@ -69,7 +69,7 @@
   }
 
   // ---- heads view: two columns of tokens, a line from each query to each key -------------------
-  const ROW = 18, LEFT = 110, RIGHT = 290;
+  const ROW = 18, LEFT = 100, RIGHT = 250;
   const focusOf = () => state.hover || state.pinned;
   function lineShown(i, j) {
     if (!data.mask[i]) return false;               // a padded query: computed, but read by nothing
@@ -147,7 +147,7 @@
     panels = panelSpecs().map(spec => {
       const div = el("div", { class: "panel", id: spec.id });
       div.appendChild(el("h2", {}, spec.title));
-      const svg = el("svg:svg", { width: RIGHT + 110, height: 20 + T * ROW, role: "img",
+      const svg = el("svg:svg", { width: RIGHT + 90, height: 20 + T * ROW, role: "img",
                                   "aria-label": `attention lines of layer ${state.layer + 1}, ${spec.title}` });
       const group = el("svg:g", { class: "lines" });
       svg.appendChild(group);
@@ -280,7 +280,7 @@
   }
   function setup() {
     fillSelect($("layer"), [...Array(L).keys()].map(l => `${l + 1} of ${L}`), state.layer);
-    fillSelect($("arith-head"), [...Array(H).keys()].map(h => `${h + 1}`), state.head);
+    fillSelect($("arith-head"), [...Array(H).keys()].map(h => `head ${h + 1}`), state.head);
     fillSelect($("arith-query"), data.tokens.map((t, i) => `${i}: ${t}`), state.query);
     $("layer").addEventListener("change", e => { state.layer = +e.target.value; render(); });
     $("arith-head").addEventListener("change", e => { state.head = +e.target.value; render(); });

@@ -109,8 +109,12 @@ def attention_pass(model, enc) -> dict[str, np.ndarray]:
     sentence, from the step-by-step trace; the probabilities checked against the model's own."""
     from ..states import encoder_trace
     ids, types, mask = (np.asarray(x) for x in (enc.input_ids, enc.token_type_ids, enc.attention_mask))
-    trace = encoder_trace(model.params, model.config, ids, types, mask)
-    out = model.eval()(ids, mask, types, output_attentions=True)
+    trace = encoder_trace(model.params, model.config, ids, types, mask)       # dropout off, as in eval mode
+    training = model.training
+    try:
+        out = model.eval()(ids, mask, types, output_attentions=True)
+    finally:
+        model.train(training)                                                 # the caller's mode, kept
     L = model.config.num_hidden_layers
     got = {name: np.stack([trace[f"layer.{i}.attention.{name}"][0] for i in range(L)])
            for name in ("q", "k", "v", "probs")}
