@@ -119,3 +119,38 @@ def test_explore_cli(minilm_dir, tmp_path, capsys):
     one_line_error(capsys, "is a directory")
     assert main(["explore", "--model", str(minilm_dir), "  ", "--output", str(out)]) == 2
     one_line_error(capsys, "non-empty text")
+
+
+def test_head_colours_stay_apart_for_colour_blind_readers():
+    """The heads' colours, seen with each kind of dichromacy (Machado, Oliveira & Fernandes 2009,
+    severity 1), stay at least 15 CIELAB units (CIE76) apart; heads beyond the palette get a dash."""
+    import itertools
+    from pathlib import Path
+
+    import minibert.tools.explore as module
+    script = (Path(module.__file__).parent / "explore.js").read_text()
+    colours = re.findall(r'"(#[0-9A-Fa-f]{6})"', re.search(r"const COLOURS = \[(.*?)\];", script).group(1))
+    dashes = re.findall(r'"([^"]*)"', re.search(r"const DASHES = \[(.*?)\];", script).group(1))
+    assert len(colours) == 8 and len(set(dashes)) == len(dashes) == 4        # 32 heads told apart
+    simulate = {"protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                               [-0.003882, -0.048116, 1.051998]],
+                "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                                 [-0.011820, 0.042940, 0.968881]],
+                "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                               [0.004733, 0.691367, 0.303900]],
+                "normal vision": np.eye(3)}
+
+    def linear(hex_colour):
+        c = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+    def lab(rgb):                                            # linear sRGB -> CIELAB (D65)
+        xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+        f = xyz / np.array([0.95047, 1.0, 1.08883])
+        f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    for vision, matrix in simulate.items():
+        seen = [lab(np.clip(np.array(matrix) @ linear(c), 0, 1)) for c in colours]
+        closest = min(np.linalg.norm(a - b) for a, b in itertools.combinations(seen, 2))
+        assert closest >= 15, (vision, closest)
