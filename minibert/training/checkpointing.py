@@ -59,24 +59,34 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> Path:
-    from safetensors.numpy import save_file
-
-    final = run_dir / f"checkpoint-{state['step']:07d}"
-    staging = staging_directory(run_dir, "checkpoint")
+def save_in_place(run_dir: Path, final: Path, write) -> Path:
+    """`write(staging)` fills a new directory in `run_dir` (swept after a crash), which is then
+    renamed to `final`: a reader sees the whole directory or none of it, and the same step saved
+    again (after a resume) replaces the old one."""
+    staging = staging_directory(run_dir, final.name)
     try:
-        model.save_pretrained(staging)
-        opt = optimizer.state_dict()
-        moments = {f"{m}/{k}": v for m in ("exp_avg", "exp_avg_sq") for k, v in opt.pop(m).items()}
-        write_atomic(staging / "optimizer.safetensors", lambda tmp: save_file(moments, tmp))
-        state = dict(state, optimizer=opt, dropout_rng=model.rng.bit_generator.state)
-        (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
-        if final.exists():                       # the same step saved again (after a resume)
+        write(staging)
+        if final.exists():
             shutil.rmtree(final)
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return final
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, state: dict, keep: int) -> Path:
+    from safetensors.numpy import save_file
+
+    def write(staging):
+        model.save_pretrained(staging)
+        opt = optimizer.state_dict()
+        moments = {f"{m}/{k}": v for m in ("exp_avg", "exp_avg_sq") for k, v in opt.pop(m).items()}
+        write_atomic(staging / "optimizer.safetensors", lambda tmp: save_file(moments, tmp))
+        full = dict(state, optimizer=opt, dropout_rng=model.rng.bit_generator.state)
+        (staging / "trainer_state.json").write_text(json.dumps(full, indent=1))
+
+    final = save_in_place(run_dir, run_dir / f"checkpoint-{state['step']:07d}", write)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -86,18 +96,8 @@ def save_snapshot(run_dir: Path, model, step: int) -> Path:
     """The model and its tokenizer as they are after `step` steps, in `RUN/snapshots/step-NNNNNNN/`
     (a model directory, no optimizer state): kept for looking at how training shaped it
     (`minibert explore --model RUN`), never pruned, never read by a resume."""
-    final = run_dir / "snapshots" / f"step-{step:07d}"
-    final.parent.mkdir(exist_ok=True)
-    staging = staging_directory(final.parent, "snapshot")
-    try:
-        model.save_pretrained(staging)
-        if final.exists():                       # the same step saved again (after a resume)
-            shutil.rmtree(final)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
+    (run_dir / "snapshots").mkdir(exist_ok=True)
+    return save_in_place(run_dir, run_dir / "snapshots" / f"step-{step:07d}", model.save_pretrained)
 
 
 def load_checkpoint(path: Path, model, optimizer) -> dict:
