@@ -1,3 +1,6 @@
+import os
+import shutil
+
 import pytest
 
 
@@ -32,3 +35,29 @@ def tier(request):
     from minibert import ops
     with ops.reference_layers(request.param == "reference"):
         yield request.param
+
+
+def chromium_path():
+    given = os.environ.get("MINIBERT_CHROMIUM")
+    if given:
+        return given
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("no Chromium for the browser tests: bash scripts/install_browser.sh (the README's test command "
+                "runs it), or set MINIBERT_CHROMIUM")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium under Playwright, for the explorer's tests (tests/test_explore_*.py); one a
+    module, so that Playwright's event loop ends with the module that used it."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install -e '.[test]'")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        b.close()

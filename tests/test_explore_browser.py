@@ -4,9 +4,6 @@ page is opened from disk with every network request refused; each test reads bac
 (each line's opacity, the arithmetic's numbers) and holds it to what the model computed, to the
 rounding the file uses (tools/explore.py: probabilities to 0.5 / 65535, the rest float16)."""
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 
@@ -19,30 +16,6 @@ PAIR = "Then it slept for a long time on the warm mat."
 PAD_TO = 40
 F16 = 2.0 ** -11
 PROB_TOL = dict(rtol=1e-4, atol=0.5 / PROB_SCALE)      # the 16-bit rounding, and the trace's 1e-4 to the model
-
-
-def chromium_path():
-    given = os.environ.get("MINIBERT_CHROMIUM")
-    if given:
-        return given
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("no Chromium for the browser tests: bash scripts/install_browser.sh (the README's test command "
-                "runs it), or set MINIBERT_CHROMIUM")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: pip install -e '.[test]'")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
