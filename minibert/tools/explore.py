@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoints import checkpoint_with_tokenizer
+from ..models.bert import BertModel
+
 PROB_SCALE = 65535                    # a probability p is stored as round(p * PROB_SCALE)
 PAGE_FILES = ("explore.html", "explore.css", "explore.js")
 
@@ -64,10 +67,8 @@ def model_sources(path) -> list[tuple[str, Path]]:
     return found
 
 
-def load_encoders(sources) -> list[tuple[str, object]]:
+def load_encoders(sources) -> list[tuple[str, BertModel]]:
     """(label, BertModel) for each model, run directory or (label, model) given."""
-    from ..checkpoints import checkpoint_with_tokenizer
-    from ..models.bert import BertModel
     out = []
     for source in sources:
         if isinstance(source, tuple):
@@ -76,9 +77,9 @@ def load_encoders(sources) -> list[tuple[str, object]]:
             for label, directory in model_sources(source):
                 out.append((label, _quiet_load(BertModel, checkpoint_with_tokenizer(directory))))
         else:
-            out.append((getattr(source.config, "name_or_path", None) or type(source).__name__, source))
+            out.append((type(source).__name__, source))
     for label, model in out:
-        if type(model).__name__ != "BertModel":
+        if not isinstance(model, BertModel):
             raise TypeError(f"{label}: the explorer reads a BertModel (the encoder); load the checkpoint with "
                             f"BertModel.from_pretrained, got {type(model).__name__}")
     return out
@@ -211,22 +212,19 @@ def render(data, title) -> ExplorerPage:
 
 
 def explore(model, text, pair=None, pad_to=None, name=None) -> ExplorerPage:
-    """The explorer page for `text` (and `pair`, segment B).  `model`: a BertModel, a checkpoint
-    directory, a pretraining run's directory (its snapshots and checkpoints, in step order), or a
-    list of these (one slider position each; labels are the directory names or "step N")."""
+    """The explorer page for `text` (and `pair`, segment B).  `model`: a BertModel, a (label,
+    BertModel) pair, a checkpoint directory, a pretraining run's directory (its snapshots and
+    checkpoints, in step order), or a list of these (one slider position each; labels are the
+    directory names or "step N")."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("explore needs a non-empty text")
-    sources = list(model) if isinstance(model, (list, tuple)) and not _is_pair(model) else [model]
+    sources = list(model) if isinstance(model, list) else [model]     # a list: one slider position each
     encoders = load_encoders(sources)
     if not encoders:
         raise ValueError("explore needs at least one model")
     data = page_data(encoders, text, pair, pad_to)
     data["model"] = name or _describe(sources[0], encoders)
     return render(data, f"attention of {data['model']}")
-
-
-def _is_pair(x) -> bool:
-    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) and not isinstance(x[1], (str, Path))
 
 
 def _describe(source, encoders) -> str:
